@@ -1,0 +1,15 @@
+import type { CommandModule } from "../src/core/command-module.ts";
+import type { CommandRegistry } from "../src/core/route-command.ts";
+import cancel from "./cancel.ts";
+import deploy from "./deploy.ts";
+import help from "./help.ts";
+import queue from "./queue.ts";
+import rollback from "./rollback.ts";
+import scale from "./scale.ts";
+import status from "./status.ts";
+import whoami from "./whoami.ts";
+
+/** Every chat command. Adding one is one file in this folder and one line here. */
+const modules = [deploy, rollback, scale, status, queue, cancel, whoami, help] as unknown as CommandModule[];
+
+export const commandRegistry: CommandRegistry = new Map(modules.map((m) => [m.name, m]));

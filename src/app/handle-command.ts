@@ -1,0 +1,183 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { type Card, createCard } from "../core/card.ts";
+import type { JobSpec, Query } from "../core/command-module.ts";
+import { type Config, resolveTarget } from "../core/config.ts";
+import { ShipbotError, toShipbotError } from "../core/errors.ts";
+import type { ChatCommand } from "../core/model.ts";
+import { authorize, describeDenial } from "../core/policy.ts";
+import { describeJob } from "../core/render-job-card.ts";
+import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
+import type { ExecutorPort } from "../executors/port.ts";
+import type { StatusStore } from "../notify/status-store.ts";
+import type { OpsQueue } from "../queue/ops-queue.ts";
+
+export interface CommandHandlerDeps {
+  config: Config;
+  registry: CommandRegistry;
+  ops: OpsQueue;
+  status: StatusStore;
+  audit: AuditLog;
+  executor: ExecutorPort;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface CommandReply {
+  ok: boolean;
+  /** An immediate answer for the person (errors, queries, previews); job cards come from the notifier. */
+  card?: Card;
+  jobIds: string[];
+  error?: ShipbotError;
+  traceId: string;
+}
+
+export type CommandHandler = (command: ChatCommand) => Promise<CommandReply>;
+
+function errorCard(error: ShipbotError): Card {
+  const card = createCard(error.code === "forbidden" ? "warning" : "failure", error.message);
+  if (error.hint) card.lines.push(error.hint);
+  return card;
+}
+
+function describeSpec(spec: JobSpec): string {
+  const t = spec.target;
+  if (spec.kind === "deploy") return `${t.service} in ${t.env}: image → ${t.image}:${spec.version}`;
+  if (spec.kind === "rollback")
+    return `${t.service} in ${t.env}: back to ${spec.revision === undefined ? "the previous revision" : `revision ${spec.revision}`}`;
+  return `${t.service} in ${t.env}: ${spec.replicas} replicas (allowed ${t.replicas.min}–${t.replicas.max})`;
+}
+
+/**
+ * The accept path shared by every adapter: route (pure), then enqueue, answer a query or cancel.
+ * Every command and its outcome goes to the audit stream.
+ */
+export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
+  const { config, registry, ops, status, audit, executor, log } = deps;
+  const now = deps.now ?? Date.now;
+
+  async function previewCard(specs: JobSpec[]): Promise<Card> {
+    const card = createCard("info", "Dry run: nothing was changed");
+    for (const spec of specs) {
+      const t = spec.target;
+      try {
+        const current = await executor.status({
+          namespace: t.namespace,
+          deployment: t.deployment,
+          container: t.container,
+        });
+        const now = `now ${current.image}, ${current.available}/${current.desired} available, revision ${current.revision}`;
+        card.lines.push(`${describeSpec(spec)} (${now})`);
+      } catch (error) {
+        card.lines.push(`${describeSpec(spec)} (current state unknown: ${toShipbotError(error).message})`);
+      }
+    }
+    return card;
+  }
+
+  async function answer(query: Query): Promise<Card> {
+    if (query.kind === "queue") {
+      const states = (await ops.list()).filter((s) => query.env === undefined || s.data.env === query.env);
+      const card = createCard(
+        "info",
+        `Queue${query.env ? ` for ${query.env}` : ""}: ${states.length} job(s)`,
+      );
+      if (states.length === 0) card.lines.push("Nothing running or waiting.");
+      for (const s of states) card.lines.push(`${s.jobId} · ${describeJob(s.data)} · ${s.text}`);
+      return card;
+    }
+    const svc = config.services[query.service];
+    const envs = query.env ? [query.env] : Object.keys(svc?.environments ?? {});
+    const card = createCard("info", `Status of ${query.service}`);
+    for (const env of envs) {
+      const target = resolveTarget(config, query.service, env);
+      if (!target) continue;
+      try {
+        const s = await executor.status({
+          namespace: target.namespace,
+          deployment: target.deployment,
+          container: target.container,
+        });
+        const rollout = s.rollout.done ? "rolled out" : s.rollout.message;
+        card.lines.push(
+          `${env}: ${s.image} · ${s.available}/${s.desired} available · revision ${s.revision} · ${rollout}`,
+        );
+      } catch (error) {
+        card.lines.push(`${env}: unknown (${toShipbotError(error).message})`);
+      }
+      const history = await status.history(query.service, env, 5);
+      if (history.length === 0) card.lines.push("  no operations recorded yet");
+      for (const h of history) {
+        const when = new Date(h.at).toISOString().replace("T", " ").slice(0, 16);
+        card.lines.push(
+          `  ${when} UTC · ${h.kind}${h.image ? ` ${h.image}` : ""} by ${h.by} · ${h.phase} (${h.jobId})`,
+        );
+      }
+    }
+    return card;
+  }
+
+  return async function handleCommand(command) {
+    const traceId = randomUUID().slice(0, 18);
+    const clog = log.child({
+      trace: traceId,
+      user: command.user.id,
+      platform: command.conversation.platform,
+    });
+    const base = {
+      actor: command.user.id,
+      text: command.text.slice(0, 300),
+      command: command.id,
+      trace: traceId,
+    };
+    try {
+      const routed = routeCommand(command, config, registry, now());
+      const result = routed.result;
+      let reply: CommandReply;
+      if (result.type === "reply") {
+        reply = { ok: true, card: result.card, jobIds: [], traceId };
+      } else if (result.type === "query") {
+        reply = { ok: true, card: await answer(result.query), jobIds: [], traceId };
+      } else if (result.type === "cancel") {
+        const data = await ops.find(result.jobId);
+        if (!data)
+          throw new ShipbotError(
+            "not_found",
+            `no job ${result.jobId}; it may have finished and been cleaned up`,
+          );
+        const scope = { service: data.service, env: data.env };
+        const decision = authorize(config, command.user, "cancel", scope);
+        if (!decision.allowed) throw new ShipbotError("forbidden", describeDenial("cancel", scope, decision));
+        const outcome = await ops.cancel(result.jobId, command.user.name);
+        const text =
+          outcome === "cancelled"
+            ? `Cancelled ${result.jobId}`
+            : `Cancelling ${result.jobId}: it was being picked up; it will not run`;
+        reply = { ok: true, card: createCard("success", text), jobIds: [], traceId };
+      } else if (result.dryRun) {
+        reply = { ok: true, card: await previewCard(result.jobs), jobIds: [], traceId };
+      } else {
+        const enqueued = await ops.enqueue(result.jobs, command, traceId);
+        reply = { ok: true, jobIds: enqueued.map((e) => e.jobId), traceId };
+      }
+      await audit
+        .append("command.accepted", { ...base, name: routed.name, jobs: reply.jobIds.join(",") || undefined })
+        .catch((error: unknown) => clog.warn({ err: error }, "audit write failed"));
+      clog.info({ name: routed.name, jobs: reply.jobIds }, "command accepted");
+      return reply;
+    } catch (caught) {
+      const error = toShipbotError(caught);
+      if (error.code === "internal") clog.error({ err: caught }, "command failed");
+      else clog.info({ code: error.code, reason: error.message }, "command refused");
+      await audit
+        .append(error.code === "forbidden" ? "command.denied" : "command.refused", {
+          ...base,
+          code: error.code,
+          reason: error.message,
+        })
+        .catch((auditError: unknown) => clog.warn({ err: auditError }, "audit write failed"));
+      return { ok: false, card: errorCard(error), jobIds: [], error, traceId };
+    }
+  };
+}

@@ -1,0 +1,129 @@
+import type { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { commandRegistry } from "../../commands/index.ts";
+import { type CommandHandler, createCommandHandler } from "../app/handle-command.ts";
+import { type AuditLog, createAuditLog } from "../audit/audit-log.ts";
+import type { Config } from "../core/config.ts";
+import type { ExecutorPort } from "../executors/port.ts";
+import type { ChatPorts } from "../notify/chat-port.ts";
+import { createNotifier, createNotifyQueue } from "../notify/create-notifier.ts";
+import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
+import { createKeys, type Keys } from "../queue/keys.ts";
+import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
+import { checkEvictionPolicy, createRedis, waitForReady } from "../queue/redis.ts";
+import { createOpWorker } from "../worker/create-op-worker.ts";
+
+export interface RuntimeOptions {
+  config: Config;
+  redisUrl: string;
+  executor: ExecutorPort;
+  chats: ChatPorts;
+  log: Logger;
+  /** Accept commands (serve), run operations (worker), send cards (worker). */
+  accept: boolean;
+  work: boolean;
+  notify: boolean;
+  concurrency?: number;
+}
+
+export interface Runtime {
+  keys: Keys;
+  /** Fail-fast connection used on the accept path and for reads. */
+  redis: Redis;
+  handle: CommandHandler;
+  ops: OpsQueue;
+  status: StatusStore;
+  audit: AuditLog;
+  workers: Worker[];
+  /** Stops taking work, lets running jobs finish, closes connections. */
+  close(): Promise<void>;
+}
+
+/** Builds the parts one process needs; every piece of state lives in Redis. */
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const { config, log } = options;
+  const keys = createKeys(config.redisPrefix);
+  // The accept path fails fast so a person hears "queue unavailable" at once; workers wait for Redis.
+  const redis = createRedis({ url: options.redisUrl, role: "producer" });
+  redis.on("error", (error) => log.warn({ err: error }, "redis connection problem"));
+  const notifyQueue = createNotifyQueue(redis, keys);
+  const status = createStatusStore(redis, keys, notifyQueue);
+  const audit = createAuditLog(redis, keys);
+  const ops = createOpsQueue(redis, keys, status);
+  const handle = createCommandHandler({
+    config,
+    registry: commandRegistry,
+    ops,
+    status,
+    audit,
+    executor: options.executor,
+    log,
+  });
+
+  const closers: Array<() => Promise<unknown>> = [];
+  const workers: Worker[] = [];
+  if (options.work || options.notify) {
+    const workerRedis = createRedis({ url: options.redisUrl, role: "worker" });
+    workerRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker)"));
+    const workerNotifyQueue = createNotifyQueue(workerRedis, keys);
+    const workerStatus = createStatusStore(workerRedis, keys, workerNotifyQueue);
+    if (options.work) {
+      const workerOps = createOpsQueue(workerRedis, keys, workerStatus);
+      const worker = createOpWorker({
+        connection: workerRedis,
+        keys,
+        config,
+        executor: options.executor,
+        status: workerStatus,
+        leases: workerOps.leases,
+        queue: workerOps.queue,
+        log,
+        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      });
+      workers.push(worker as unknown as Worker);
+      closers.push(() => workerOps.close());
+    }
+    if (options.notify) {
+      workers.push(
+        createNotifier({
+          connection: workerRedis,
+          redis: workerRedis,
+          keys,
+          status: workerStatus,
+          chats: options.chats,
+          log,
+        }) as unknown as Worker,
+      );
+    }
+    closers.push(() => workerNotifyQueue.close());
+    closers.push(async () => workerRedis.quit());
+  }
+
+  if (await waitForReady(redis, 5_000)) {
+    const warning = await checkEvictionPolicy(redis);
+    if (warning) log.warn(warning);
+  } else {
+    log.error(
+      { redis: options.redisUrl.replace(/\/\/[^@]*@/, "//***@") },
+      "Redis is not reachable; commands are refused until it is",
+    );
+  }
+
+  return {
+    keys,
+    redis,
+    handle,
+    ops,
+    status,
+    audit,
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      for (const close of closers) await close();
+      await ops.close();
+      await notifyQueue.close();
+      await redis.quit().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+import { once } from "node:events";
+import { createShellChat } from "../adapters/shell/create-shell-chat.ts";
+import { runShell } from "../adapters/shell/run-shell.ts";
+import { ConfigError, loadConfig } from "../config/load-config.ts";
+import { readSettings, SettingsError } from "../config/settings.ts";
+import { createKubernetesExecutor, loadKubeConfig } from "../executors/kubernetes/index.ts";
+import { createHttpServer } from "../http/create-http-server.ts";
+import { createLogger } from "../observability/create-logger.ts";
+import { createRuntime } from "./create-runtime.ts";
+import { runDemo } from "./run-demo.ts";
+
+const usage = `shipbot: ChatOps releases on Kubernetes
+
+usage: shipbot <command>
+
+  serve                    accept commands over HTTP (health at /healthz, /readyz)
+  worker [--no-cards|--no-jobs]
+                           run deploy, rollback and scale jobs and keep their cards up to date
+                           (--no-cards: jobs only; --no-jobs: cards only)
+  all                      serve and worker in one process
+  shell                    type commands in this terminal, against the configured cluster
+  demo                     try it locally: a Kubernetes emulator, the local Redis, and a prompt
+  config validate <file>   check a configuration file and exit
+
+environment: SHIPBOT_CONFIG (default shipbot.yaml), REDIS_URL (default redis://127.0.0.1:6379),
+KUBECONFIG (default: in-cluster config), PORT (default 8080), LOG_LEVEL (default info)`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(`${usage}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  const settings = readSettings(process.env);
+
+  if (command === "config") {
+    const [verb, file] = rest;
+    if (verb !== "validate" || file === undefined) {
+      process.stderr.write("usage: shipbot config validate <file>\n");
+      return 2;
+    }
+    const config = await loadConfig(file);
+    const services = Object.keys(config.services).length;
+    const envs = Object.keys(config.environments).length;
+    process.stdout.write(
+      `${file}: valid (${services} services, ${envs} environments, ${Object.keys(config.roles).length} roles)\n`,
+    );
+    return 0;
+  }
+  if (command === "demo") return runDemo(settings, process.stdin, process.stdout);
+
+  if (!["serve", "worker", "all", "shell"].includes(command)) {
+    process.stderr.write(`shipbot: unknown command "${command}"\n\n${usage}\n`);
+    return 2;
+  }
+  const log = createLogger(settings.logLevel);
+  const config = await loadConfig(settings.configPath);
+  const executor = createKubernetesExecutor({
+    kubeConfig: loadKubeConfig({ kubeconfigPath: settings.kubeconfigPath }),
+  });
+  const shellChat = createShellChat(process.stdout, Boolean(process.stdout.isTTY));
+
+  if (command === "shell") {
+    const runtime = await createRuntime({
+      config,
+      redisUrl: settings.redisUrl,
+      executor,
+      chats: { shell: shellChat },
+      log,
+      accept: true,
+      work: true,
+      notify: true,
+    });
+    const user = process.env.USER ?? "operator";
+    try {
+      const result = await runShell({
+        input: process.stdin,
+        output: process.stdout,
+        user: { id: `shell:${user}`, name: user, groups: [] },
+        session: `shell-${process.pid}`,
+        handle: runtime.handle,
+        readJob: (jobId) => runtime.status.read(jobId),
+        isShown: async () => true,
+        interactive: Boolean(process.stdin.isTTY),
+        color: Boolean(process.stdout.isTTY),
+      });
+      return result.failedCommands + result.failedJobs > 0 ? 1 : 0;
+    } finally {
+      await runtime.close();
+    }
+  }
+
+  const flags = new Set(rest);
+  for (const flag of flags) {
+    if (command !== "worker" || (flag !== "--no-cards" && flag !== "--no-jobs")) {
+      process.stderr.write(`shipbot: unknown option "${flag}" for ${command}\n\n${usage}\n`);
+      return 2;
+    }
+  }
+  const runtime = await createRuntime({
+    config,
+    redisUrl: settings.redisUrl,
+    executor,
+    chats: { shell: shellChat },
+    log,
+    accept: command !== "worker",
+    work: command !== "serve" && !flags.has("--no-jobs"),
+    notify: command !== "serve" && !flags.has("--no-cards"),
+  });
+  const server = createHttpServer({
+    log,
+    ready: async () => {
+      const reasons: string[] = [];
+      try {
+        await runtime.redis.ping();
+      } catch {
+        reasons.push("Redis is not reachable");
+      }
+      return { ok: reasons.length === 0, reasons };
+    },
+  });
+  server.listen(settings.port, settings.host);
+  await once(server, "listening");
+  log.info({ port: settings.port, mode: command }, "shipbot started");
+
+  await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
+  log.info("shutting down: no new work; running jobs finish");
+  server.close();
+  await runtime.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError || error instanceof SettingsError) {
+      process.stderr.write(`shipbot: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(
+      `shipbot: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,155 @@
+import { z } from "zod";
+import { imageRepositorySchema, kubeLabelName, kubeResourceName, shortName } from "./names.ts";
+
+/**
+ * The shape of shipbot.yaml. Everything the bot does is declared here; secrets never are (they come
+ * from the environment). The schema lives in core because commands and policy reason about it.
+ */
+
+export const permissions = ["read", "deploy", "rollback", "scale", "cancel"] as const;
+export type Permission = (typeof permissions)[number];
+
+/** Identities are `<platform>:<immutable id>`, e.g. `slack:U024BE7LH`, `teams:<aad object id>`, `shell:demo`. */
+const principal = z
+  .string()
+  .regex(
+    /^(slack|teams|shell):[A-Za-z0-9._@-]{1,128}$/,
+    "must be <platform>:<id> with platform slack, teams or shell, e.g. slack:U024BE7LH",
+  );
+
+const replicaBounds = z
+  .strictObject({
+    min: z.int().min(0).max(1000).default(0),
+    max: z.int().min(1).max(1000).default(50),
+  })
+  .refine((b) => b.min <= b.max, { message: "min must not be greater than max" });
+
+const serviceEnvironment = z.strictObject({
+  namespace: kubeLabelName,
+  deployment: kubeResourceName.optional(),
+  container: kubeResourceName.optional(),
+  replicas: replicaBounds.optional(),
+});
+
+const service = z.strictObject({
+  description: z.string().max(200).optional(),
+  /** Image repository without a tag; `deploy api staging v2` runs `<image>:v2`. */
+  image: imageRepositorySchema,
+  /** Deployment name in every environment, unless an environment overrides it. Default: the service name. */
+  deployment: kubeResourceName.optional(),
+  /** Container whose image is set. Default: the service name. */
+  container: kubeResourceName.optional(),
+  replicas: replicaBounds.default({ min: 0, max: 50 }),
+  environments: z.record(shortName, serviceEnvironment),
+});
+
+const environment = z.strictObject({
+  description: z.string().max(200).optional(),
+  /** Position in lists and help; lower first. */
+  order: z.int().optional(),
+});
+
+const role = z.strictObject({
+  description: z.string().max(200).optional(),
+  permissions: z.array(z.enum(permissions)).min(1),
+  /** Environments this role applies to; `"*"` for all. */
+  environments: z.array(z.union([shortName, z.literal("*")])).min(1),
+  /** Services this role applies to; `"*"` (the default) for all. */
+  services: z.array(z.union([shortName, z.literal("*")])).default(["*"]),
+  users: z.array(principal).default([]),
+  groups: z.array(principal).default([]),
+});
+
+const queueSettings = z.strictObject({
+  /** Jobs a worker process runs at once (different targets; one per target at a time). */
+  concurrency: z.int().min(1).max(1000).default(20),
+  /** How long a lease on a target lives without a heartbeat before another worker may take it. */
+  leaseTtlMs: z.int().min(500).max(600_000).default(30_000),
+  /** How often a job waiting for a busy target looks again if nobody wakes it. */
+  recheckMs: z.int().min(100).max(600_000).default(5_000),
+  /** A worker that stops renewing its BullMQ lock this long is considered dead and its job is retried. */
+  lockDurationMs: z.int().min(1_000).max(3_600_000).default(30_000),
+  /** Longest a rollout may take before the job gives up following it. */
+  rolloutTimeoutMs: z
+    .int()
+    .min(1_000)
+    .max(24 * 3_600_000)
+    .default(15 * 60_000),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** Key prefix in Redis; change it to run two shipbots on one Redis. */
+    redisPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/)
+      .default("shipbot"),
+    queue: queueSettings.default(queueSettings.parse({})),
+    environments: z.record(shortName, environment),
+    services: z.record(shortName, service),
+    roles: z.record(shortName, role),
+  })
+  .superRefine((config, ctx) => {
+    const envs = new Set(Object.keys(config.environments));
+    for (const [name, svc] of Object.entries(config.services)) {
+      for (const env of Object.keys(svc.environments)) {
+        if (!envs.has(env)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["services", name, "environments", env],
+            message: `environment "${env}" is not declared under environments (declared: ${[...envs].join(", ") || "none"})`,
+          });
+        }
+      }
+    }
+    for (const [name, r] of Object.entries(config.roles)) {
+      r.environments.forEach((env, i) => {
+        if (env !== "*" && !envs.has(env)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["roles", name, "environments", i],
+            message: `environment "${env}" is not declared under environments`,
+          });
+        }
+      });
+      r.services.forEach((svc, i) => {
+        if (svc !== "*" && !(svc in config.services)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["roles", name, "services", i],
+            message: `service "${svc}" is not declared under services`,
+          });
+        }
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ServiceConfig = Config["services"][string];
+export type RoleConfig = Config["roles"][string];
+
+/** Where one service runs in one environment, with defaults filled in. */
+export interface ResolvedTarget {
+  service: string;
+  env: string;
+  namespace: string;
+  deployment: string;
+  container: string;
+  image: string;
+  replicas: { min: number; max: number };
+}
+
+export function resolveTarget(config: Config, service: string, env: string): ResolvedTarget | undefined {
+  const svc = config.services[service];
+  const svcEnv = svc?.environments[env];
+  if (!svc || !svcEnv) return undefined;
+  return {
+    service,
+    env,
+    namespace: svcEnv.namespace,
+    deployment: svcEnv.deployment ?? svc.deployment ?? service,
+    container: svcEnv.container ?? svc.container ?? service,
+    image: svc.image,
+    replicas: svcEnv.replicas ?? svc.replicas,
+  };
+}

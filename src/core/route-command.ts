@@ -1,0 +1,128 @@
+import type { CommandContext, CommandModule, CommandResult } from "./command-module.ts";
+import { type Config, resolveTarget } from "./config.ts";
+import { ShipbotError } from "./errors.ts";
+import type { ChatCommand } from "./model.ts";
+import { authorize, describeDenial, rolesOf } from "./policy.ts";
+import { describeUnknown, suggest } from "./suggest.ts";
+import { tokenize } from "./tokenize.ts";
+
+export type CommandRegistry = ReadonlyMap<string, CommandModule>;
+
+export interface Routed {
+  name: string;
+  args: Record<string, unknown>;
+  result: CommandResult;
+}
+
+function usageError(module: CommandModule, message: string): ShipbotError {
+  return new ShipbotError("usage", message, { hint: `usage: ${module.usage}` });
+}
+
+function createContext(
+  command: ChatCommand,
+  config: Config,
+  registry: CommandRegistry,
+  now: number,
+): CommandContext {
+  const envNames = Object.keys(config.environments);
+  const serviceNames = Object.keys(config.services);
+  const service = (name: string): string => {
+    if (!(name in config.services))
+      throw new ShipbotError("usage", describeUnknown("service", name, serviceNames));
+    return name;
+  };
+  const env = (name: string): string => {
+    if (!(name in config.environments))
+      throw new ShipbotError("usage", describeUnknown("environment", name, envNames));
+    return name;
+  };
+  return {
+    config,
+    user: command.user,
+    conversation: command.conversation,
+    now,
+    service,
+    env,
+    target(svc, e) {
+      const target = resolveTarget(config, service(svc), env(e));
+      if (!target) {
+        const where = Object.keys(config.services[svc]?.environments ?? {});
+        throw new ShipbotError(
+          "usage",
+          `service \`${svc}\` does not run in \`${e}\`; it runs in: ${where.join(", ")}`,
+        );
+      }
+      return target;
+    },
+    commands: [...registry.values()].map(({ name, summary, usage }) => ({ name, summary, usage })),
+    roles: rolesOf(config, command.user),
+  };
+}
+
+/**
+ * Text → validated arguments → permission check → the command's pure handler. Pure: no I/O, no clock
+ * (the caller passes `now`). Every refusal is a ShipbotError whose message is fit for chat.
+ */
+export function routeCommand(
+  command: ChatCommand,
+  config: Config,
+  registry: CommandRegistry,
+  now: number,
+): Routed {
+  const tokens = tokenize(command.text);
+  const module = registry.get(tokens.name);
+  if (!module) {
+    const guess = suggest(tokens.name, registry.keys());
+    const shown = tokens.name.length > 30 ? `${tokens.name.slice(0, 30)}…` : tokens.name;
+    throw new ShipbotError(
+      "usage",
+      guess ? `no command \`${shown}\`; did you mean \`${guess}\`?` : `no command \`${shown}\`; try \`help\``,
+    );
+  }
+
+  if (tokens.positional.length > module.positional.length) {
+    const extra = tokens.positional.slice(module.positional.length).join(" ");
+    throw usageError(
+      module,
+      `too many arguments: \`${extra.length > 40 ? `${extra.slice(0, 40)}…` : extra}\``,
+    );
+  }
+  const raw: Record<string, unknown> = {};
+  module.positional.forEach((name, i) => {
+    const value = tokens.positional[i];
+    if (value !== undefined) raw[name] = value;
+  });
+  for (const [flag, value] of Object.entries(tokens.flags)) {
+    if (!module.flags.includes(flag)) {
+      const guess = suggest(flag, module.flags);
+      throw usageError(
+        module,
+        `unknown option \`--${flag}\`${guess ? `; did you mean \`--${guess}\`?` : ""}`,
+      );
+    }
+    raw[flag] = value;
+  }
+
+  const parsed = module.schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = String(issue?.path[0] ?? "argument");
+    const given = raw[field];
+    if (given === undefined) throw usageError(module, `missing <${field}>`);
+    const shown = String(given).length > 40 ? `${String(given).slice(0, 40)}…` : String(given);
+    throw usageError(module, `\`${shown}\` is not a valid ${field}: ${issue?.message ?? "invalid"}`);
+  }
+  const args = parsed.data as Record<string, unknown>;
+  const ctx = createContext(command, config, registry, now);
+
+  if (module.permission !== null) {
+    const scope = module.scope(args);
+    // Unknown names get "did you mean" before any permission talk.
+    if (scope.service !== undefined && scope.service !== "*") ctx.service(scope.service);
+    if (scope.env !== undefined) ctx.env(scope.env);
+    const decision = authorize(config, command.user, module.permission, scope);
+    if (!decision.allowed)
+      throw new ShipbotError("forbidden", describeDenial(module.permission, scope, decision));
+  }
+  return { name: module.name, args, result: module.run(args, ctx) };
+}

@@ -1,0 +1,85 @@
+import { ShipbotError } from "./errors.ts";
+
+export const maxCommandLength = 1000;
+
+export interface Tokens {
+  /** The command word, lowercased, without a leading `/`. */
+  name: string;
+  positional: string[];
+  /** `--dry-run` → { "dry-run": true }, `--reason=x` → { reason: "x" } */
+  flags: Record<string, string | true>;
+}
+
+/**
+ * Characters that are invisible or change how text is displayed. A command containing one may not
+ * say what it appears to say, so it is refused rather than cleaned.
+ */
+const invisible =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these characters are what the check refuses.
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/u;
+
+/** Chat clients turn straight quotes into curly ones; treat them alike. */
+const quotePairs: Record<string, string> = { '"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019" };
+
+/** Splits a typed command into words, honouring quotes and `--flags`. */
+export function tokenize(text: string): Tokens {
+  if (text.length > maxCommandLength) {
+    throw new ShipbotError(
+      "usage",
+      `that command is ${text.length} characters long; the limit is ${maxCommandLength}`,
+    );
+  }
+  const bad = invisible.exec(text);
+  if (bad) {
+    const code = bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, "0");
+    throw new ShipbotError(
+      "usage",
+      `the command contains an invisible or control character (U+${code}) at position ${bad.index + 1}; retype it without pasting`,
+    );
+  }
+  const words: string[] = [];
+  let current = "";
+  let inWord = false;
+  let quote: string | undefined;
+  for (const ch of text.trim()) {
+    if (quote !== undefined) {
+      if (ch === quote) quote = undefined;
+      else current += ch;
+      continue;
+    }
+    const close = quotePairs[ch];
+    if (close !== undefined) {
+      quote = close;
+      inWord = true;
+    } else if (/\s/u.test(ch)) {
+      if (inWord) words.push(current);
+      current = "";
+      inWord = false;
+    } else {
+      current += ch;
+      inWord = true;
+    }
+  }
+  if (quote !== undefined) throw new ShipbotError("usage", "a quote is not closed");
+  if (inWord) words.push(current);
+
+  const [first, ...rest] = words;
+  if (first === undefined || first === "/" || first === "") {
+    throw new ShipbotError("usage", "no command given; try `help`");
+  }
+  const name = first.replace(/^\//, "").toLowerCase();
+  const positional: string[] = [];
+  const flags: Record<string, string | true> = {};
+  for (const word of rest) {
+    if (word.startsWith("--") && word.length > 2) {
+      const eq = word.indexOf("=");
+      const key = (eq === -1 ? word.slice(2) : word.slice(2, eq)).toLowerCase();
+      if (!/^[a-z][a-z0-9-]{0,30}$/.test(key))
+        throw new ShipbotError("usage", `\`${word}\` is not a valid option`);
+      flags[key] = eq === -1 ? true : word.slice(eq + 1);
+    } else {
+      positional.push(word);
+    }
+  }
+  return { name, positional, flags };
+}

@@ -1,0 +1,40 @@
+/**
+ * Every Redis key shipbot uses. All keys of the operations queue share the hash tag `{ops}` so the
+ * Lua scripts that touch several of them run on one shard of a Redis Cluster; the notification queue
+ * has its own tag so the two queues can live on different shards.
+ */
+export interface Keys {
+  prefix: string;
+  opsQueue: string;
+  notifyQueue: string;
+  lease(service: string, env: string): string;
+  line(service: string, env: string): string;
+  fence(service: string, env: string): string;
+  history(service: string, env: string): string;
+  /** Hash: job id → last time a waiting job looked at its line (ms). */
+  lineSeen: string;
+  /** Hash: job id → "cancelled|<by>" or "superseded|<job id>". */
+  marks: string;
+  job(jobId: string): string;
+  audit: string;
+  cardRef(jobId: string): string;
+}
+
+export function createKeys(prefix: string): Keys {
+  const ops = `${prefix}:{ops}`;
+  const notify = `${prefix}:{notify}`;
+  return {
+    prefix,
+    opsQueue: "{ops}",
+    notifyQueue: "{notify}",
+    lease: (service, env) => `${ops}:lease:${service}:${env}`,
+    line: (service, env) => `${ops}:line:${service}:${env}`,
+    fence: (service, env) => `${ops}:fence:${service}:${env}`,
+    history: (service, env) => `${ops}:history:${service}:${env}`,
+    lineSeen: `${ops}:line-seen`,
+    marks: `${ops}:marks`,
+    job: (jobId) => `${ops}:job:${jobId}`,
+    audit: `${ops}:audit`,
+    cardRef: (jobId) => `${notify}:card:${jobId}`,
+  };
+}

@@ -1,0 +1,168 @@
+import { type Job, Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { JobSpec } from "../core/command-module.ts";
+import { ShipbotError } from "../core/errors.ts";
+import { type ChatCommand, type JobData, type JobState, jobPriority, terminalPhases } from "../core/model.ts";
+import type { StatusStore } from "../notify/status-store.ts";
+import { createJobId } from "./job-id.ts";
+import type { Keys } from "./keys.ts";
+import { createLeases, type LeaseRequest, type Leases } from "./lease-scripts.ts";
+import { toQueueUnavailable } from "./redis.ts";
+
+/** How many times an operation is tried when the failure is worth retrying (network, 5xx). */
+export const opAttempts = 3;
+
+export interface Enqueued {
+  jobId: string;
+  data: JobData;
+}
+
+export interface OpsQueue {
+  queue: Queue;
+  leases: Leases;
+  enqueue(specs: JobSpec[], command: ChatCommand, traceId: string): Promise<Enqueued[]>;
+  /** Cancels a job that has not started. Returns the job's data for the caller's permission check first. */
+  find(jobId: string): Promise<JobData | undefined>;
+  cancel(jobId: string, by: string): Promise<"cancelled" | "pending-cancel">;
+  /** Running and waiting operations, oldest first. */
+  list(): Promise<JobState[]>;
+  close(): Promise<void>;
+}
+
+export function toLeaseRequest(jobId: string, data: JobData): LeaseRequest {
+  return {
+    jobId,
+    service: data.service,
+    env: data.env,
+    kind: data.kind,
+    requestedAt: data.requestedAt,
+    priority: jobPriority[data.kind],
+  };
+}
+
+function isConnectionError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /Stream isn't writeable|ECONNREFUSED|Connection is closed|ETIMEDOUT|ENOTFOUND|MaxRetriesPerRequest|ECONNRESET/i.test(
+    message,
+  );
+}
+
+export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore): OpsQueue {
+  const queue = new Queue(keys.opsQueue, { connection: redis, prefix: keys.prefix });
+  queue.on("error", () => undefined);
+  const leases = createLeases(redis, keys);
+
+  return {
+    queue,
+    leases,
+    async enqueue(specs, command, traceId) {
+      const jobs = specs.map((spec, index) => {
+        const data: JobData = {
+          kind: spec.kind,
+          service: spec.target.service,
+          env: spec.target.env,
+          ...(spec.version === undefined ? {} : { version: spec.version }),
+          ...(spec.revision === undefined ? {} : { revision: spec.revision }),
+          ...(spec.replicas === undefined ? {} : { replicas: spec.replicas }),
+          requestedBy: { id: command.user.id, name: command.user.name },
+          conversation: command.conversation,
+          commandId: command.id,
+          requestedAt: command.receivedAt,
+          traceId,
+        };
+        const jobId = createJobId(command.conversation.platform, command.id, index);
+        return {
+          name: `k8s.${spec.kind}`,
+          data,
+          opts: {
+            jobId,
+            priority: jobPriority[spec.kind],
+            attempts: opAttempts,
+            backoff: { type: "exponential", delay: 2_000 },
+            // Completed jobs are kept a day so that a redelivered chat event still finds its job.
+            removeOnComplete: { age: 24 * 3600, count: 10_000 },
+            removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+          },
+        };
+      });
+      // Refuse at once while disconnected: BullMQ would otherwise wait for the connection, and a
+      // person would get silence instead of "nothing was done".
+      if (redis.status !== "ready")
+        throw toQueueUnavailable(new Error(`redis connection is ${redis.status}`));
+      try {
+        if (jobs.length === 1 && jobs[0]) await queue.add(jobs[0].name, jobs[0].data, jobs[0].opts);
+        else await queue.addBulk(jobs);
+      } catch (error) {
+        if (isConnectionError(error)) throw toQueueUnavailable(error);
+        throw error;
+      }
+      const enqueued = jobs.map((j) => ({ jobId: j.opts.jobId, data: j.data }));
+      // The job is the durable record; its first card state follows. If Redis went away in between,
+      // the worker writes the next state anyway, so the command is reported as accepted.
+      await Promise.all(
+        enqueued.map(({ jobId, data }) =>
+          status
+            .emit(jobId, { phase: "queued", text: "Queued", data, updatedAt: data.requestedAt })
+            .catch(() => 0),
+        ),
+      );
+      return enqueued;
+    },
+    async find(jobId) {
+      const job = (await queue.getJob(jobId)) as Job<JobData> | undefined;
+      return job?.data;
+    },
+    async cancel(jobId, by) {
+      const job = (await queue.getJob(jobId)) as Job<JobData> | undefined;
+      if (!job)
+        throw new ShipbotError("not_found", `no job ${jobId}; it may have finished and been cleaned up`);
+      const state = await job.getState();
+      if (state === "completed" || state === "failed") {
+        throw new ShipbotError("conflict", `job ${jobId} already finished (${state}); nothing to cancel`);
+      }
+      const current = await status.read(jobId);
+      if (state === "active" && current && (current.phase === "running" || current.phase === "progress")) {
+        throw new ShipbotError(
+          "conflict",
+          `job ${jobId} is already running and cannot be cancelled; roll back once it finishes`,
+        );
+      }
+      if (current && terminalPhases.has(current.phase)) {
+        throw new ShipbotError("conflict", `job ${jobId} already ended (${current.phase})`);
+      }
+      // The mark makes a worker that picks the job up at this very moment drop it instead of running it.
+      await leases.mark(jobId, `cancelled|${by}`);
+      try {
+        await job.remove();
+      } catch {
+        return "pending-cancel";
+      }
+      await leases.leaveLine(toLeaseRequest(jobId, job.data));
+      await leases.clearMark(jobId);
+      await status.emit(jobId, {
+        phase: "cancelled",
+        text: `Cancelled by ${by}`,
+        data: job.data,
+        finishedAt: Date.now(),
+      });
+      return "cancelled";
+    },
+    async list() {
+      const jobs = (await queue.getJobs(
+        ["active", "waiting", "prioritized", "delayed"],
+        0,
+        199,
+        true,
+      )) as Array<Job<JobData> | undefined>;
+      const states = await Promise.all(
+        jobs.filter((j): j is Job<JobData> => j?.id !== undefined).map((j) => status.read(j.id as string)),
+      );
+      return states
+        .filter((s): s is JobState => s !== undefined && !terminalPhases.has(s.phase))
+        .sort((a, b) => a.data.requestedAt - b.data.requestedAt);
+    },
+    async close() {
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { createRuntime } from "../../src/bin/create-runtime.ts";
+import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
+
+let current: TestRuntime | undefined;
+afterEach(async () => {
+  await current?.close();
+  current = undefined;
+});
+
+async function start(concurrency = 10) {
+  const gated = createGatedExecutor();
+  current = await startTestRuntime({ executor: gated.executor, concurrency });
+  return { gated, t: current };
+}
+
+async function submit(t: TestRuntime, text: string, id?: string): Promise<string> {
+  const reply = await t.runtime.handle(chatCommand(text, demoUser, id));
+  expect(reply.error?.message).toBeUndefined();
+  expect(reply.jobIds).toHaveLength(1);
+  return reply.jobIds[0] as string;
+}
+
+describe("operations queue (real Redis, real BullMQ)", () => {
+  it("makes one job and one card for a command delivered twice", async () => {
+    const { gated, t } = await start();
+    const first = await t.runtime.handle(chatCommand("/deploy api staging v2", demoUser, "evt-1"));
+    const again = await t.runtime.handle(chatCommand("/deploy api staging v2", demoUser, "evt-1"));
+    expect(again.jobIds).toEqual(first.jobIds);
+    const [call] = await gated.started(1);
+    call?.finish();
+    await t.waitForPhase(first.jobIds[0] as string, ["succeeded"]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gated.calls).toHaveLength(1);
+    expect(await t.runtime.ops.queue.getJobCounts("completed", "waiting", "delayed", "active")).toMatchObject(
+      { completed: 1, waiting: 0 },
+    );
+    expect(t.chat.cards.size).toBe(1);
+  });
+
+  it("runs one operation per service and environment at a time, and different targets in parallel", async () => {
+    const { gated, t } = await start();
+    const a = await submit(t, "/deploy api staging v2");
+    await gated.started(1);
+    const b = await submit(t, "/deploy api staging v3");
+    const w = await submit(t, "/deploy web staging v7");
+    await gated.started(2);
+    const waiting = await t.waitForPhase(b, ["waiting"]);
+    expect(waiting.text).toBe(`Waiting · position 1 for api/staging (behind ${a})`);
+    expect(gated.calls.map((c) => `${c.target.deployment}:${c.arg}`)).toEqual([
+      "api:ghcr.io/acme/api:v2",
+      "web:ghcr.io/acme/web:v7",
+    ]);
+
+    gated.calls[0]?.finish();
+    await gated.started(3);
+    expect(gated.calls[2]?.arg).toBe("ghcr.io/acme/api:v3");
+    // The second holder gets a higher fencing token than the first.
+    expect(gated.calls[2]?.ctx.fence).toBeGreaterThan(gated.calls[0]?.ctx.fence ?? Number.POSITIVE_INFINITY);
+    gated.calls[1]?.finish();
+    gated.calls[2]?.finish();
+    for (const id of [a, b, w]) expect((await t.waitForPhase(id, ["succeeded"])).phase).toBe("succeeded");
+  });
+
+  it("lets a newer deploy supersede an older one still waiting, never the running one", async () => {
+    const { gated, t } = await start();
+    const a = await submit(t, "/deploy api staging v2");
+    await gated.started(1);
+    const b = await submit(t, "/deploy api staging v3");
+    await t.waitForPhase(b, ["waiting"]);
+    const c = await submit(t, "/deploy api staging v4");
+    const superseded = await t.waitForPhase(b, ["superseded"]);
+    expect(superseded.text).toBe(`Superseded by a newer deploy (${c})`);
+    gated.calls[0]?.finish();
+    await gated.started(2);
+    gated.calls[1]?.finish();
+    await t.waitForPhase(c, ["succeeded"]);
+    expect((await t.waitForPhase(a, ["succeeded"])).phase).toBe("succeeded");
+    expect(gated.calls.map((call) => call.arg)).toEqual(["ghcr.io/acme/api:v2", "ghcr.io/acme/api:v4"]);
+  });
+
+  it("runs a waiting rollback before a waiting deploy", async () => {
+    const { gated, t } = await start();
+    await submit(t, "/deploy api staging v2");
+    await gated.started(1);
+    const deploy = await submit(t, "/deploy api staging v3");
+    await t.waitForPhase(deploy, ["waiting"]);
+    const rollback = await submit(t, "/rollback api staging");
+    const waiting = await t.waitForPhase(rollback, ["waiting"]);
+    expect(waiting.position).toBe(1);
+    gated.calls[0]?.finish();
+    await gated.started(2);
+    expect(gated.calls[1]?.kind).toBe("rollback");
+    gated.calls[1]?.finish();
+    await gated.started(3);
+    expect(gated.calls[2]?.kind).toBe("deploy");
+    gated.calls[2]?.finish();
+    await t.waitForPhase(deploy, ["succeeded"]);
+  });
+
+  it("cancels a waiting job, and refuses to cancel a running one", async () => {
+    const { gated, t } = await start();
+    const a = await submit(t, "/deploy api staging v2");
+    await gated.started(1);
+    await t.waitForPhase(a, ["running", "progress"]);
+    const b = await submit(t, "/deploy api staging v3");
+    await t.waitForPhase(b, ["waiting"]);
+
+    const refused = await t.runtime.handle(chatCommand(`/cancel ${a}`));
+    expect(refused.ok).toBe(false);
+    expect(refused.error?.message).toBe(
+      `job ${a} is already running and cannot be cancelled; roll back once it finishes`,
+    );
+
+    const cancelled = await t.runtime.handle(chatCommand(`/cancel ${b}`));
+    expect(cancelled.card?.title).toBe(`Cancelled ${b}`);
+    expect((await t.waitForPhase(b, ["cancelled"])).text).toBe("Cancelled by demo");
+    gated.calls[0]?.finish();
+    await t.waitForPhase(a, ["succeeded"]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(gated.calls).toHaveLength(1);
+
+    const unknown = await t.runtime.handle(chatCommand("/cancel jzzzzzzzzzzzz"));
+    expect(unknown.error?.message).toBe("no job jzzzzzzzzzzzz; it may have finished and been cleaned up");
+  });
+
+  it("keeps one card per job, edited in place until its final state", async () => {
+    const { gated, t } = await start();
+    const a = await submit(t, "/deploy api staging v2");
+    const [call] = await gated.started(1);
+    call?.ctx.onProgress({ desired: 2, updated: 1, available: 0, total: 3, message: "", done: false });
+    call?.ctx.onProgress({ desired: 2, updated: 2, available: 2, total: 2, message: "", done: true });
+    call?.finish();
+    await t.waitForPhase(a, ["succeeded"]);
+    const deadline = Date.now() + 5_000;
+    while (
+      Date.now() < deadline &&
+      ![...t.chat.cards.values()].some((c) => c.versions.at(-1)?.tone === "success")
+    ) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(t.chat.cards.size).toBe(1);
+    const [card] = [...t.chat.cards.values()];
+    const last = card?.versions.at(-1);
+    expect(last?.tone).toBe("success");
+    expect(last?.lines[0]).toMatch(/^✅ Deployed ghcr\.io\/acme\/api:v2 in \d+s$/);
+    expect(last?.footer).toBe(`job ${a} · requested by demo`);
+    // Coalescing may skip intermediate states, but never reorders them.
+    const seen = card?.versions.map((v) => v.tone) ?? [];
+    expect(seen.indexOf("success")).toBe(seen.length - 1);
+  });
+
+  it("answers 'queue unavailable, nothing was done' when Redis is down", async () => {
+    const gated = createGatedExecutor();
+    const runtime = await createRuntime({
+      config: testConfig(),
+      redisUrl: "redis://127.0.0.1:1",
+      executor: gated.executor,
+      chats: {},
+      log: pino({ level: "silent" }),
+      accept: true,
+      work: false,
+      notify: false,
+    });
+    try {
+      const reply = await runtime.handle(chatCommand("/deploy api staging v2"));
+      expect(reply.ok).toBe(false);
+      expect(reply.card?.title).toBe(
+        "queue unavailable (cannot reach Redis); nothing was done, try again shortly",
+      );
+    } finally {
+      await runtime.close();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { commandRegistry } from "../../commands/index.ts";
+import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
+import { routeCommand } from "../../src/core/route-command.ts";
+import { chatCommand, demoUser, loadExampleConfig, sreUser, stranger } from "../helpers/example-config.ts";
+
+const config = loadExampleConfig();
+const route = (text: string, user = demoUser) =>
+  routeCommand(chatCommand(text, user), config, commandRegistry, Date.now());
+function refusal(text: string, user = demoUser): ShipbotError {
+  try {
+    route(text, user);
+  } catch (error) {
+    if (isShipbotError(error)) return error;
+    throw error;
+  }
+  throw new Error(`expected "${text}" to be refused`);
+}
+
+describe("routeCommand", () => {
+  it("turns a deploy into one job for the configured target", () => {
+    const { result } = route("/deploy api staging v2");
+    expect(result).toMatchObject({
+      type: "jobs",
+      dryRun: false,
+      jobs: [
+        {
+          kind: "deploy",
+          version: "v2",
+          target: {
+            service: "api",
+            env: "staging",
+            namespace: "staging",
+            deployment: "api",
+            container: "api",
+            image: "ghcr.io/acme/api",
+          },
+        },
+      ],
+    });
+  });
+
+  it("marks --dry-run", () => {
+    expect(route("deploy api staging v2 --dry-run").result).toMatchObject({ type: "jobs", dryRun: true });
+  });
+
+  it("suggests the service or environment that was probably meant", () => {
+    expect(refusal("/deploy apu staging v2").message).toBe("no service `apu`; did you mean `api`?");
+    expect(refusal("/deploy api stagign v2").message).toBe(
+      "no environment `stagign`; did you mean `staging`?",
+    );
+    expect(refusal("/deploi api staging v2").message).toBe("no command `deploi`; did you mean `deploy`?");
+    expect(refusal("/deploy zzzzzz staging v2").message).toBe(
+      "no service `zzzzzz`; known services: api, web",
+    );
+  });
+
+  it("answers a missing or malformed argument with the usage line", () => {
+    const missing = refusal("/deploy api staging");
+    expect(missing.code).toBe("usage");
+    expect(missing.message).toBe("missing <version>");
+    expect(missing.hint).toBe("usage: deploy <service> <env> <version> [--dry-run]");
+    expect(refusal("/deploy api staging v2;rm").message).toMatch(/is not a valid version/);
+    expect(refusal("/deploy API staging v2").message).toMatch(/is not a valid service/);
+    expect(refusal("/deploy api staging v2 extra").message).toBe("too many arguments: `extra`");
+    expect(refusal("/deploy api staging v2 --force").message).toBe("unknown option `--force`");
+    expect(refusal("/deploy api staging v2 --dry-rn").message).toBe(
+      "unknown option `--dry-rn`; did you mean `--dry-run`?",
+    );
+  });
+
+  it("checks replica counts: whole numbers within the target's bounds", () => {
+    expect(route("scale api staging 4").result).toMatchObject({
+      type: "jobs",
+      jobs: [{ kind: "scale", replicas: 4 }],
+    });
+    expect(refusal("scale api staging 4.5").message).toMatch(/must be a whole number/);
+    expect(refusal("scale api staging -1").message).toMatch(/must be a whole number/);
+    expect(refusal("scale api staging 11").message).toBe(
+      "api in staging may run between 1 and 10 replicas, not 11",
+    );
+    expect(refusal("scale api staging 0").message).toBe(
+      "api in staging may run between 1 and 10 replicas, not 0",
+    );
+  });
+
+  it("takes an optional revision for rollback", () => {
+    expect(route("rollback api staging").result).toMatchObject({
+      type: "jobs",
+      jobs: [{ kind: "rollback" }],
+    });
+    expect(route("rollback api staging 3").result).toMatchObject({
+      jobs: [{ kind: "rollback", revision: 3 }],
+    });
+    expect(refusal("rollback api staging three").message).toMatch(/not a valid revision/);
+  });
+
+  it("names the role a user lacks", () => {
+    const denied = refusal("/deploy api production v2");
+    expect(denied.code).toBe("forbidden");
+    expect(denied.message).toBe(
+      "not allowed: deploy api in production needs role `sre`; you hold `deployer`, `viewer`",
+    );
+    expect(refusal("/status api", stranger).message).toBe(
+      "not allowed: read api needs role `deployer` or `sre` or `viewer`; you hold no role",
+    );
+    expect(route("/deploy api production v2", sreUser).result).toMatchObject({ type: "jobs" });
+  });
+
+  it("grants by group membership, by immutable id", () => {
+    const member = { id: "slack:U0SOMEONE1", name: "someone", groups: ["slack:S0SRE"] };
+    expect(route("/deploy web production v9", member).result).toMatchObject({ type: "jobs" });
+    const impostor = { id: "slack:U0SOMEONE2", name: "sre-1", groups: [] };
+    expect(refusal("/deploy web production v9", impostor).code).toBe("forbidden");
+  });
+
+  it("lets anyone ask for help and whoami, and lists every command", () => {
+    const help = route("help", stranger).result;
+    expect(help.type).toBe("reply");
+    if (help.type !== "reply") return;
+    for (const name of commandRegistry.keys()) expect(help.card.lines.join("\n")).toContain(`\`${name}`);
+    const who = route("whoami").result;
+    expect(who.type === "reply" && who.card.lines.join("\n")).toMatch(
+      /Role `deployer`: read, deploy, rollback, scale, cancel on all services in staging/,
+    );
+  });
+
+  it("validates job ids for cancel", () => {
+    expect(route("cancel j0a1b2c3d4e5f").result).toEqual({ type: "cancel", jobId: "j0a1b2c3d4e5f" });
+    expect(refusal("cancel ../../etc").message).toMatch(/not a valid job/);
+  });
+
+  it("turns status and queue into queries", () => {
+    expect(route("status api staging").result).toEqual({
+      type: "query",
+      query: { kind: "status", service: "api", env: "staging" },
+    });
+    expect(route("status api").result).toEqual({ type: "query", query: { kind: "status", service: "api" } });
+    expect(route("queue").result).toEqual({ type: "query", query: { kind: "queue" } });
+  });
+
+  it("never crashes and never makes a job from text that is not a valid deploy", () => {
+    const hostile = fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.constantFrom(
+        "$(reboot)",
+        "`id`",
+        "../../etc/passwd",
+        "app=api,env!=prod",
+        "аpi",
+        "api\u200b",
+        "x".repeat(2000),
+      ),
+    );
+    fc.assert(
+      fc.property(hostile, hostile, hostile, (a, b, c) => {
+        try {
+          const { result } = route(`/deploy ${a} ${b} ${c}`);
+          if (result.type === "jobs") {
+            for (const job of result.jobs) {
+              expect(["api", "web"]).toContain(job.target.service);
+              expect(job.version).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
+            }
+          }
+        } catch (error) {
+          expect(isShipbotError(error)).toBe(true);
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
