@@ -1,0 +1,387 @@
+import { randomBytes } from "node:crypto";
+import type {
+  SlackEmulatorOptions,
+  SlackEmulatorUser,
+  SlackEmulatorUsergroup,
+  SlackEphemeral,
+  SlackMessage,
+  SlackOpenedView,
+} from "./types.ts";
+
+/** What a method handler answers: Slack always says ok/error in the body with HTTP 200. */
+export type MethodResult =
+  | { ok: true; [key: string]: unknown }
+  | { ok: false; error: string; [key: string]: unknown };
+
+export const teamId = "T0EMULATED";
+export const botUserId = "U0SHIPBOT";
+const botId = "B0SHIPBOT";
+const appId = "A0SHIPBOT";
+
+// Slack's documented limits: text "no more than 40,000 characters", at most 50 blocks per message.
+const maxTextChars = 40_000;
+const maxBlocks = 50;
+// Slack: a trigger id expires 3 seconds after it was issued and can be exchanged once.
+const triggerLifetimeMs = 3_000;
+const channelIdPattern = /^[CGD][A-Z0-9]{2,}$/;
+
+interface TriggerState {
+  user: string;
+  expiresAt: number;
+  used: boolean;
+}
+
+/** The data behind the emulator and the Web API methods over it. Pure in-memory; no HTTP here. */
+export class Workspace {
+  readonly #members: ReadonlySet<string> | undefined;
+  readonly #others: ReadonlySet<string>;
+  readonly #users: ReadonlyMap<string, SlackEmulatorUser>;
+  readonly #groups: ReadonlyMap<string, SlackEmulatorUsergroup>;
+  readonly #timeScale: number;
+  readonly #now: () => number;
+  #byChannel = new Map<string, SlackMessage[]>();
+  #ephemerals: SlackEphemeral[] = [];
+  #views: SlackOpenedView[] = [];
+  #triggers = new Map<string, TriggerState>();
+  #lastMicros = 0;
+
+  constructor(options: SlackEmulatorOptions, now: () => number) {
+    this.#members = options.channels === undefined ? undefined : new Set(options.channels);
+    this.#others = new Set(options.otherChannels ?? []);
+    this.#users = new Map((options.users ?? []).map((u) => [u.id, u]));
+    this.#groups = new Map((options.usergroups ?? []).map((g) => [g.id, g]));
+    this.#timeScale = options.timeScale ?? 1;
+    this.#now = now;
+  }
+
+  reset(): void {
+    this.#byChannel = new Map();
+    this.#ephemerals = [];
+    this.#views = [];
+    this.#triggers = new Map();
+  }
+
+  messages(channel?: string): SlackMessage[] {
+    const all =
+      channel === undefined
+        ? [...this.#byChannel.values()].flat()
+        : [...(this.#byChannel.get(channel) ?? [])];
+    return all.sort((a, b) => compareTs(a.ts, b.ts)).map((m) => structuredClone(m));
+  }
+
+  message(channel: string, ts: string): SlackMessage | undefined {
+    const found = this.#find(channel, ts);
+    return found === undefined ? undefined : structuredClone(found);
+  }
+
+  ephemerals(channel?: string): SlackEphemeral[] {
+    return this.#ephemerals
+      .filter((e) => channel === undefined || e.channel === channel)
+      .map((e) => structuredClone(e));
+  }
+
+  views(): SlackOpenedView[] {
+    return this.#views.map((v) => structuredClone(v));
+  }
+
+  issueTrigger(user: string): string {
+    const id = `${Date.now()}.${Math.floor(Math.random() * 1e12)}.${randomBytes(16).toString("hex")}`;
+    this.#triggers.set(id, {
+      user,
+      expiresAt: this.#now() + triggerLifetimeMs * this.#timeScale,
+      used: false,
+    });
+    return id;
+  }
+
+  addMessage(input: { channel: string; user: string; text: string; thread_ts?: string }): SlackMessage {
+    return structuredClone(this.#store(input.channel, input.user, input.text, undefined, input.thread_ts));
+  }
+
+  // ---- Web API methods ------------------------------------------------------------------------------------
+
+  authTest(): MethodResult {
+    return {
+      ok: true,
+      url: "https://shipbot-emulated.slack.com/",
+      team: "Emulated",
+      user: "shipbot",
+      team_id: teamId,
+      user_id: botUserId,
+      bot_id: botId,
+      is_enterprise_install: false,
+    };
+  }
+
+  postMessage(args: Record<string, unknown>): MethodResult {
+    const channel = stringArg(args.channel);
+    const access = this.#channelAccess(channel);
+    if (access !== "member") return { ok: false, error: access };
+    const content = readContent(args);
+    if (!content.ok) return content;
+    const threadTs = stringArg(args.thread_ts);
+    const message = this.#store(channel ?? "", botUserId, content.text, content.blocks, threadTs);
+    return { ok: true, channel: message.channel, ts: message.ts, message: this.#wire(message) };
+  }
+
+  update(args: Record<string, unknown>): MethodResult {
+    const channel = stringArg(args.channel);
+    const access = this.#channelAccess(channel);
+    if (access !== "member") return { ok: false, error: access };
+    const ts = stringArg(args.ts);
+    const message = ts === undefined ? undefined : this.#find(channel ?? "", ts);
+    if (message === undefined) return { ok: false, error: "message_not_found" };
+    if (message.user !== botUserId) return { ok: false, error: "cant_update_message" };
+    const content = readContent(args);
+    if (!content.ok) return content;
+    message.text = content.text;
+    if (content.blocks === undefined) delete message.blocks;
+    else message.blocks = content.blocks;
+    message.edits += 1;
+    message.history.push(version(content.text, content.blocks));
+    return {
+      ok: true,
+      channel: message.channel,
+      ts: message.ts,
+      text: message.text,
+      message: this.#wire(message),
+    };
+  }
+
+  postEphemeral(args: Record<string, unknown>): MethodResult {
+    const channel = stringArg(args.channel);
+    // Slack lists no not_in_channel for this method: a channel the bot cannot post in is simply not found.
+    if (this.#channelAccess(channel) !== "member") return { ok: false, error: "channel_not_found" };
+    const user = stringArg(args.user);
+    if (user === undefined || (this.#users.size > 0 && !this.#users.has(user))) {
+      return { ok: false, error: "user_not_in_channel" };
+    }
+    const content = readContent(args);
+    if (!content.ok) return content;
+    const ephemeral: SlackEphemeral = { channel: channel ?? "", user, text: content.text };
+    if (content.blocks !== undefined) ephemeral.blocks = content.blocks;
+    const threadTs = stringArg(args.thread_ts);
+    if (threadTs !== undefined) ephemeral.thread_ts = threadTs;
+    this.#ephemerals.push(ephemeral);
+    return { ok: true, message_ts: this.#nextTs() };
+  }
+
+  usergroupUsers(args: Record<string, unknown>): MethodResult {
+    const group = this.#groups.get(stringArg(args.usergroup) ?? "");
+    if (group === undefined) return { ok: false, error: "no_such_subteam" };
+    return { ok: true, users: [...group.users] };
+  }
+
+  userInfo(args: Record<string, unknown>): MethodResult {
+    const id = stringArg(args.user);
+    if (id === botUserId) return { ok: true, user: userObject({ id, name: "shipbot" }, true) };
+    const user = this.#users.get(id ?? "");
+    if (user === undefined) return { ok: false, error: "user_not_found" };
+    return { ok: true, user: userObject(user, false) };
+  }
+
+  conversationInfo(args: Record<string, unknown>): MethodResult {
+    const channel = stringArg(args.channel);
+    const access = this.#channelAccess(channel);
+    if (access === "channel_not_found" || channel === undefined)
+      return { ok: false, error: "channel_not_found" };
+    return {
+      ok: true,
+      channel: {
+        id: channel,
+        name: channel.toLowerCase(),
+        is_channel: channel.startsWith("C"),
+        is_group: channel.startsWith("G"),
+        is_im: channel.startsWith("D"),
+        is_private: !channel.startsWith("C"),
+        is_archived: false,
+        is_member: access === "member",
+        context_team_id: teamId,
+      },
+    };
+  }
+
+  viewsOpen(args: Record<string, unknown>): MethodResult {
+    const triggerId = stringArg(args.trigger_id);
+    const trigger = triggerId === undefined ? undefined : this.#triggers.get(triggerId);
+    if (triggerId === undefined || trigger === undefined) {
+      return {
+        ok: false,
+        error: "invalid_arguments",
+        response_metadata: { messages: ["invalid `trigger_id`"] },
+      };
+    }
+    if (trigger.used) return { ok: false, error: "exchanged_trigger_id" };
+    if (this.#now() > trigger.expiresAt) return { ok: false, error: "expired_trigger_id" };
+    const view = jsonArg(args.view);
+    if (typeof view !== "object" || view === null || Array.isArray(view)) {
+      return { ok: false, error: "invalid_arguments", response_metadata: { messages: ["missing `view`"] } };
+    }
+    const body = view as Record<string, unknown>;
+    if (body.type !== "modal") {
+      return {
+        ok: false,
+        error: "invalid_arguments",
+        response_metadata: { messages: ["`view.type` must be modal"] },
+      };
+    }
+    const blocks = checkBlocks(body.blocks ?? []);
+    if (!blocks.ok) return blocks;
+    trigger.used = true;
+    const id = `V${randomBytes(5).toString("hex").toUpperCase()}`;
+    this.#views.push({ id, trigger_id: triggerId, user: trigger.user, view: structuredClone(body) });
+    return {
+      ok: true,
+      view: {
+        ...body,
+        id,
+        team_id: teamId,
+        app_id: appId,
+        bot_id: botId,
+        root_view_id: id,
+        hash: this.#nextTs(),
+      },
+    };
+  }
+
+  // ---- internals --------------------------------------------------------------------------------------------
+
+  #channelAccess(channel: string | undefined): "member" | "not_in_channel" | "channel_not_found" {
+    if (channel === undefined) return "channel_not_found";
+    if (this.#members === undefined) return channelIdPattern.test(channel) ? "member" : "channel_not_found";
+    if (this.#members.has(channel)) return "member";
+    return this.#others.has(channel) ? "not_in_channel" : "channel_not_found";
+  }
+
+  #find(channel: string, ts: string): SlackMessage | undefined {
+    return this.#byChannel.get(channel)?.find((m) => m.ts === ts);
+  }
+
+  #store(
+    channel: string,
+    user: string,
+    text: string,
+    blocks: unknown[] | undefined,
+    threadTs: string | undefined,
+  ): SlackMessage {
+    const message: SlackMessage = { channel, ts: this.#nextTs(), text, user, edits: 0, history: [] };
+    if (blocks !== undefined) message.blocks = blocks;
+    if (threadTs !== undefined) {
+      message.thread_ts = threadTs;
+      // Slack accepts a reply whose parent is missing or is itself a reply, then shows it nowhere.
+      const parent = this.#find(channel, threadTs);
+      if (parent === undefined || (parent.thread_ts !== undefined && parent.thread_ts !== parent.ts)) {
+        message.orphan = true;
+      }
+    }
+    message.history.push(version(text, blocks));
+    const list = this.#byChannel.get(channel) ?? [];
+    list.push(message);
+    this.#byChannel.set(channel, list);
+    return message;
+  }
+
+  /** Slack's "seconds.micro" ts: unique and increasing (here across the whole workspace, a stricter rule). */
+  #nextTs(): string {
+    const micros = Math.max(Date.now() * 1000, this.#lastMicros + 1);
+    this.#lastMicros = micros;
+    return formatTs(micros);
+  }
+
+  #wire(message: SlackMessage): Record<string, unknown> {
+    const wire: Record<string, unknown> = {
+      type: "message",
+      text: message.text,
+      user: message.user,
+      bot_id: botId,
+      app_id: appId,
+      team: teamId,
+      ts: message.ts,
+    };
+    if (message.blocks !== undefined) wire.blocks = message.blocks;
+    if (message.thread_ts !== undefined) wire.thread_ts = message.thread_ts;
+    if (message.edits > 0) wire.edited = { user: botUserId, ts: formatTs(Date.now() * 1000) };
+    return wire;
+  }
+}
+
+function formatTs(micros: number): string {
+  return `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, "0")}`;
+}
+
+export function compareTs(a: string, b: string): number {
+  const [as = "0", au = "0"] = a.split(".");
+  const [bs = "0", bu = "0"] = b.split(".");
+  return Number(as) - Number(bs) || Number(au) - Number(bu);
+}
+
+function version(
+  text: string,
+  blocks: unknown[] | undefined,
+): { text: string; blocks?: unknown[]; at: number } {
+  return blocks === undefined ? { text, at: Date.now() } : { text, blocks, at: Date.now() };
+}
+
+function userObject(user: SlackEmulatorUser, isBot: boolean): Record<string, unknown> {
+  return {
+    id: user.id,
+    team_id: user.team_id ?? teamId,
+    name: user.name,
+    real_name: user.name,
+    deleted: false,
+    is_bot: isBot,
+    is_admin: false,
+    profile: { real_name: user.name, display_name: user.name },
+  };
+}
+
+function stringArg(value: unknown): string | undefined {
+  if (typeof value === "string" && value.length > 0) return value;
+  if (typeof value === "number") return String(value);
+  return undefined;
+}
+
+/** Form bodies carry nested values as JSON strings; JSON bodies carry them as they are. */
+function jsonArg(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return Symbol.for("unparseable");
+  }
+}
+
+type Content = { ok: true; text: string; blocks: unknown[] | undefined } | { ok: false; error: string };
+
+function readContent(args: Record<string, unknown>): Content {
+  const text = typeof args.text === "string" ? args.text : undefined;
+  let blocks: unknown[] | undefined;
+  if (args.blocks !== undefined && args.blocks !== "") {
+    const checked = checkBlocks(jsonArg(args.blocks));
+    if (!checked.ok) return checked;
+    blocks = checked.blocks;
+  }
+  const attachments = args.attachments !== undefined && args.attachments !== "";
+  if (
+    (text === undefined || text.length === 0) &&
+    (blocks === undefined || blocks.length === 0) &&
+    !attachments
+  ) {
+    return { ok: false, error: "no_text" };
+  }
+  // Count characters, not UTF-16 units, and only pay for that when the cheap length is already over.
+  if (text !== undefined && text.length > maxTextChars && [...text].length > maxTextChars) {
+    return { ok: false, error: "msg_too_long" };
+  }
+  return { ok: true, text: text ?? "", blocks };
+}
+
+function checkBlocks(value: unknown): { ok: true; blocks: unknown[] } | { ok: false; error: string } {
+  if (!Array.isArray(value)) return { ok: false, error: "invalid_blocks_format" };
+  if (value.length > maxBlocks) return { ok: false, error: "invalid_blocks" };
+  for (const block of value) {
+    const type = typeof block === "object" && block !== null ? (block as { type?: unknown }).type : undefined;
+    if (typeof type !== "string" || type.length === 0) return { ok: false, error: "invalid_blocks" };
+  }
+  return { ok: true, blocks: value };
+}
