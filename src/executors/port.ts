@@ -20,6 +20,8 @@ export interface RolloutProgress {
   /** One line, e.g. "3 of 6 updated replicas are available". */
   message: string;
   done: boolean;
+  /** False until the controller has seen the latest change (observedGeneration); counts are stale until then. */
+  observed: boolean;
 }
 
 export interface ExecutionContext {

@@ -36,6 +36,7 @@ const verbs: Record<JobData["kind"], string> = {
 };
 
 function progressText(kind: JobData["kind"], p: RolloutProgress): string {
+  if (!p.observed) return `${verbs[kind]} · waiting for Kubernetes to pick up the change`;
   if (kind === "scale") return `Scaling · ${p.available}/${p.desired} available`;
   // Available counts old pods too while they drain, so it is shown as a count, not against the target.
   const old = p.total > p.updated ? ` · ${p.total - p.updated} old pending termination` : "";

@@ -1,0 +1,35 @@
+/**
+ * A fixed test-only TLS identity for the emulator (CA + server certificate for 127.0.0.1, ::1 and localhost,
+ * valid 2020-2120). kubectl sends bearer tokens only over TLS, so the emulator speaks HTTPS to prove that
+ * clients send credentials. The key protects nothing: it exists only for local tests.
+ */
+
+export const caCert = `-----BEGIN CERTIFICATE-----
+MIIBeTCCASCgAwIBAgICEAAwCgYIKoZIzj0EAwIwIzEhMB8GA1UEAwwYc2hpcGJv
+dC1rdWJlLWVtdWxhdG9yLWNhMCAXDTIwMDEwMTAwMDAwMFoYDzIxMjAwMTAxMDAw
+MDAwWjAjMSEwHwYDVQQDDBhzaGlwYm90LWt1YmUtZW11bGF0b3ItY2EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAASHTRtybSrOzf1BtQBnbN1NB7ImGv9NYEgmJv91
+wu5NH8OVnScN5OkXQ5liWu0g0mFNkKKqSSZRQ+s0B56DpMUBo0IwQDAPBgNVHRMB
+Af8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQUDjUFprsin/Nt+UxD
+pQd+dOBHGGQwCgYIKoZIzj0EAwIDRwAwRAIgR0apudI+Ao2oRfaxW7csh+biQ6pj
+mwAkAcuQMlowOp8CICUL14agFVj872mWphjUAgzfyQTncN0fXykv9WHkI+dO
+-----END CERTIFICATE-----`;
+
+export const serverCert = `-----BEGIN CERTIFICATE-----
+MIIBzzCCAXWgAwIBAgICEAEwCgYIKoZIzj0EAwIwIzEhMB8GA1UEAwwYc2hpcGJv
+dC1rdWJlLWVtdWxhdG9yLWNhMCAXDTIwMDEwMTAwMDAwMFoYDzIxMjAwMTAxMDAw
+MDAwWjAYMRYwFAYDVQQDDA1rdWJlLWVtdWxhdG9yMFkwEwYHKoZIzj0CAQYIKoZI
+zj0DAQcDQgAEaCKdPogEsji0CsbRP1exDERwmi6uTxAEI5Gk2BiAb8GMCEXH8obb
+oZYkoF5x2HRc6F//k++8kz4feJNRzoRRi6OBoTCBnjAsBgNVHREEJTAjhwR/AAAB
+hxAAAAAAAAAAAAAAAAAAAAABgglsb2NhbGhvc3QwCQYDVR0TBAIwADAOBgNVHQ8B
+Af8EBAMCB4AwEwYDVR0lBAwwCgYIKwYBBQUHAwEwHwYDVR0jBBgwFoAUDjUFprsi
+n/Nt+UxDpQd+dOBHGGQwHQYDVR0OBBYEFExs8v5h4AiSIfExU+WpSb7EaTb5MAoG
+CCqGSM49BAMCA0gAMEUCIQDE4J/og97nE/4Q4emgP+zZiYex7w6cPpwjg+a5RHxB
+ZAIgBo+QbDvKEmNSHWbJPtrSNprmE62yQ6adWeWdH9Z51ow=
+-----END CERTIFICATE-----`;
+
+export const serverKey = `-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIG+D7cCVzTvzPryOCin4jxcpOecuGF57737kEWywn0cDoAoGCCqGSM49
+AwEHoUQDQgAEaCKdPogEsji0CsbRP1exDERwmi6uTxAEI5Gk2BiAb8GMCEXH8obb
+oZYkoF5x2HRc6F//k++8kz4feJNRzoRRiw==
+-----END EC PRIVATE KEY-----`;
