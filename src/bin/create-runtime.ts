@@ -2,7 +2,8 @@ import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { commandRegistry } from "../../commands/index.ts";
-import { type CommandHandler, createCommandHandler } from "../app/handle-command.ts";
+import { type ChatAction, createActionHandler } from "../app/handle-action.ts";
+import { type CommandHandler, type CommandReply, createCommandHandler } from "../app/handle-command.ts";
 import { type AuditLog, createAuditLog } from "../audit/audit-log.ts";
 import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
@@ -32,6 +33,8 @@ export interface Runtime {
   /** Fail-fast connection used on the accept path and for reads. */
   redis: Redis;
   handle: CommandHandler;
+  /** Button clicks, turned into the commands they stand for. */
+  handleAction(action: ChatAction): Promise<CommandReply>;
   ops: OpsQueue;
   status: StatusStore;
   audit: AuditLog;
@@ -114,6 +117,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     keys,
     redis,
     handle,
+    handleAction: createActionHandler(handle, ops),
     ops,
     status,
     audit,

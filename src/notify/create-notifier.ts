@@ -1,9 +1,10 @@
-import { Queue, Worker } from "bullmq";
+import { DelayedError, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { renderJobCard } from "../core/render-job-card.ts";
 import type { Keys } from "../queue/keys.ts";
-import type { ChatPorts } from "./chat-port.ts";
+import { type ChatPorts, isChatRateLimitedError } from "./chat-port.ts";
+import { createPaceClock } from "./pace-script.ts";
 import type { StatusStore } from "./status-store.ts";
 
 interface CardRef {
@@ -44,9 +45,10 @@ export interface NotifierOptions {
  */
 export function createNotifier(options: NotifierOptions): Worker<{ jobId: string }> {
   const { redis, keys, status, chats, log } = options;
+  const clock = createPaceClock(redis, keys.pace);
   const worker = new Worker<{ jobId: string }>(
     keys.notifyQueue,
-    async (job) => {
+    async (job, token) => {
       const { jobId } = job.data;
       const state = await status.read(jobId);
       if (!state) return;
@@ -62,12 +64,34 @@ export function createNotifier(options: NotifierOptions): Worker<{ jobId: string
       const previous = stored ? (JSON.parse(stored) as CardRef) : undefined;
       if (previous && previous.seq >= state.seq) return;
       const card = renderJobCard(state);
+      const conversation = state.data.conversation;
+      // Platform limits are shared by every notifier process: wait for this key's slot without
+      // holding a worker, and leave other conversations untouched.
+      const pace = chat.pace?.(previous ? "update" : "post", conversation);
+      const later = async (ms: number): Promise<never> => {
+        await job.moveToDelayed(Date.now() + ms, token);
+        throw new DelayedError();
+      };
+      if (pace) {
+        const wait = await clock.reserve(pace.key, pace.intervalMs);
+        if (wait > 0) return later(wait);
+      }
       let ref: string;
-      if (previous) {
-        await chat.update(state.data.conversation, previous.ref, card);
-        ref = previous.ref;
-      } else {
-        ref = await chat.post(state.data.conversation, card);
+      try {
+        if (previous) {
+          await chat.update(conversation, previous.ref, card);
+          ref = previous.ref;
+        } else {
+          ref = await chat.post(conversation, card);
+        }
+      } catch (error) {
+        if (!isChatRateLimitedError(error)) throw error;
+        log.info(
+          { jobId, retryAfterMs: error.retryAfterMs, pace: pace?.key },
+          "chat platform rate limited; waiting",
+        );
+        if (pace) await clock.hold(pace.key, error.retryAfterMs);
+        return later(error.retryAfterMs);
       }
       await redis.set(
         keys.cardRef(jobId),

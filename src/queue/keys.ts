@@ -18,6 +18,7 @@ export interface Keys {
   job(jobId: string): string;
   audit: string;
   cardRef(jobId: string): string;
+  pace(key: string): string;
 }
 
 export function createKeys(prefix: string): Keys {
@@ -36,5 +37,6 @@ export function createKeys(prefix: string): Keys {
     job: (jobId) => `${ops}:job:${jobId}`,
     audit: `${ops}:audit`,
     cardRef: (jobId) => `${notify}:card:${jobId}`,
+    pace: (key) => `${notify}:pace:${key}`,
   };
 }

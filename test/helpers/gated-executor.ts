@@ -64,7 +64,15 @@ export function createGatedExecutor() {
     scale: (target, replicas, ctx) => run("scale", target, replicas, ctx),
     async status(target): Promise<TargetStatus> {
       const image = images.get(key(target)) ?? "img:v1";
-      const rollout = { desired: 2, updated: 2, available: 2, total: 2, message: "done", done: true, observed: true };
+      const rollout = {
+        desired: 2,
+        updated: 2,
+        available: 2,
+        total: 2,
+        message: "done",
+        done: true,
+        observed: true,
+      };
       return { image, revision: 1, desired: 2, updated: 2, available: 2, rollout, lastJobId: undefined };
     },
     async history() {

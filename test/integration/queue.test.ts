@@ -131,8 +131,24 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     const { gated, t } = await start();
     const a = await submit(t, "/deploy api staging v2");
     const [call] = await gated.started(1);
-    call?.ctx.onProgress({ desired: 2, updated: 1, available: 0, total: 3, message: "", done: false, observed: true });
-    call?.ctx.onProgress({ desired: 2, updated: 2, available: 2, total: 2, message: "", done: true, observed: true });
+    call?.ctx.onProgress({
+      desired: 2,
+      updated: 1,
+      available: 0,
+      total: 3,
+      message: "",
+      done: false,
+      observed: true,
+    });
+    call?.ctx.onProgress({
+      desired: 2,
+      updated: 2,
+      available: 2,
+      total: 2,
+      message: "",
+      done: true,
+      observed: true,
+    });
     call?.finish();
     await t.waitForPhase(a, ["succeeded"]);
     const deadline = Date.now() + 5_000;
