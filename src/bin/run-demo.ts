@@ -15,6 +15,14 @@ import { createRuntime } from "./create-runtime.ts";
 const exampleConfig = new URL("../../examples/shipbot.yaml", import.meta.url).pathname;
 const emulatorModule = new URL("../../test/emulators/kubernetes/server.ts", import.meta.url).href;
 
+/** The part of the Kubernetes emulator (test/emulators/kubernetes) the demo uses; it ships with the source only. */
+interface EmulatorModule {
+  startKubeEmulator(options: { deployments: typeof seeds; stepMs: number }): Promise<{
+    writeKubeconfig(path: string): Promise<string>;
+    close(): Promise<void>;
+  }>;
+}
+
 /** The sample cluster: two services in two environments, each with one earlier revision to roll back to. */
 const seeds = ["staging", "production"].flatMap((namespace) => [
   {
@@ -71,9 +79,9 @@ export async function runDemo(
   // Logs go to stderr and stay quiet unless asked for: the terminal is the chat here.
   const log = createLogger(process.env.LOG_LEVEL ?? "error");
 
-  let emulatorApi: typeof import("../../test/emulators/kubernetes/server.ts");
+  let emulatorApi: EmulatorModule;
   try {
-    emulatorApi = (await import(emulatorModule)) as typeof emulatorApi;
+    emulatorApi = (await import(emulatorModule)) as EmulatorModule;
   } catch (error) {
     process.stderr.write(
       `shipbot demo: the Kubernetes emulator is not available here (${String(error)}); run the demo from a source checkout\n`,
