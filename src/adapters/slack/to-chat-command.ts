@@ -1,0 +1,57 @@
+import type { Conversation } from "../../core/model.ts";
+import type { SlackSlashCommand } from "./slack-api.ts";
+
+/**
+ * Pure translations from Slack payload fields to shipbot's terms. Identity is always the user id from
+ * the signed payload (`slack:U…`); display names are carried for cards only.
+ */
+
+export function toSlackPrincipal(userId: string): string {
+  return `slack:${userId}`;
+}
+
+/** `/deploy api staging v2` → `deploy api staging v2`; `/shipbot <anything>` → `<anything>` (empty: help). */
+export function fromSlashCommand(command: SlackSlashCommand, text: string): string {
+  const rest = fromSlackText(text).trim();
+  if (command === "/shipbot") return rest === "" ? "help" : rest;
+  const name = command.slice(1);
+  return rest === "" ? name : `${name} ${rest}`;
+}
+
+/**
+ * `<@U0BOT> deploy api staging` → `deploy api staging`. Takes what follows the bot's own mention, so
+ * "hey <@U0BOT> status api" works too; without the bot's id, leading mentions are dropped.
+ */
+export function fromMention(text: string, botUserId: string | undefined): string {
+  let rest = text;
+  const own = botUserId === undefined ? -1 : text.indexOf(`<@${botUserId}>`);
+  if (own !== -1 && botUserId !== undefined) rest = text.slice(own + botUserId.length + 3);
+  else rest = text.replace(/^\s*(<@[A-Z0-9]+(\|[^>]*)?>\s*)+/, "");
+  const command = fromSlackText(rest).trim();
+  return command === "" ? "help" : command;
+}
+
+/**
+ * Undoes Slack's message formatting: `<https://x|x>` → `x`, `<#C1|name>` → `#name`, and the three
+ * escaped characters. Slack rewrites text that looks like a link, which would otherwise reach the
+ * command parser as `<http://v2.example.com|v2.example.com>`.
+ */
+export function fromSlackText(text: string): string {
+  return text
+    .replace(/<([^<>|]*)\|([^<>]*)>/g, (_m, target: string, label: string) =>
+      target.startsWith("#") ? `#${label}` : label,
+    )
+    .replace(/<(https?:[^<>]*|mailto:[^<>]*)>/g, "$1")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
+}
+
+/**
+ * Where a command's job card goes. A slash command has no thread: its card becomes a thread root. A
+ * mention inside a thread keeps the card in that thread; a top-level mention gets its card as a reply
+ * under the mention, so the channel shows one line per request.
+ */
+export function toConversation(channel: string, thread: string | undefined): Conversation {
+  return thread === undefined ? { platform: "slack", channel } : { platform: "slack", channel, thread };
+}
