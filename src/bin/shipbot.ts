@@ -2,12 +2,19 @@
 import { once } from "node:events";
 import { createShellChat } from "../adapters/shell/create-shell-chat.ts";
 import { runShell } from "../adapters/shell/run-shell.ts";
+import {
+  createSlackAdapter,
+  createSlackChat,
+  createSlackWebClient,
+  slackGroupIdsOf,
+} from "../adapters/slack/index.ts";
 import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { readSettings, SettingsError } from "../config/settings.ts";
+import { isShipbotError } from "../core/errors.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../executors/kubernetes/index.ts";
 import { createHttpServer } from "../http/create-http-server.ts";
 import { createLogger } from "../observability/create-logger.ts";
-import { createRuntime } from "./create-runtime.ts";
+import { createRuntime, type Runtime } from "./create-runtime.ts";
 import { runDemo } from "./run-demo.ts";
 
 const usage = `shipbot: ChatOps releases on Kubernetes
@@ -98,27 +105,61 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  const runtime = await createRuntime({
+  const accept = command !== "worker";
+  const notify = command !== "serve" && !flags.has("--no-cards");
+
+  // The adapter needs the runtime's handlers and the runtime needs the adapter's chat port.
+  let runtime: Runtime | undefined;
+  const slack = settings.slack;
+  const slackIn =
+    slack && accept
+      ? createSlackAdapter({
+          botToken: slack.botToken,
+          signingSecret: slack.signingSecret ?? "",
+          ...(slack.appToken ? { appToken: slack.appToken } : {}),
+          ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
+          handle: (c) => (runtime as Runtime).handle(c),
+          handleAction: (a) => (runtime as Runtime).handleAction(a),
+          log: log.child({ adapter: "slack" }),
+          groupIds: slackGroupIdsOf(config),
+        })
+      : undefined;
+  // A worker only posts and edits cards: it needs the bot token, not the signing secret.
+  const slackChat =
+    slackIn?.chat ??
+    (slack
+      ? createSlackChat(
+          createSlackWebClient({
+            botToken: slack.botToken,
+            log,
+            ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
+          }),
+        )
+      : undefined);
+  runtime = await createRuntime({
     config,
     redisUrl: settings.redisUrl,
     executor,
-    chats: { shell: shellChat },
+    chats: { shell: shellChat, ...(slackChat ? { slack: slackChat } : {}) },
     log,
-    accept: command !== "worker",
+    accept,
     work: command !== "serve" && !flags.has("--no-jobs"),
-    notify: command !== "serve" && !flags.has("--no-cards"),
+    notify,
   });
+  const live = runtime;
+  await slackIn?.start();
   const server = createHttpServer({
     log,
     ready: async () => {
       const reasons: string[] = [];
       try {
-        await runtime.redis.ping();
+        await live.redis.ping();
       } catch {
         reasons.push("Redis is not reachable");
       }
       return { ok: reasons.length === 0, reasons };
     },
+    routes: { ...slackIn?.routes },
   });
   server.listen(settings.port, settings.host);
   await once(server, "listening");
@@ -126,8 +167,9 @@ async function main(argv: string[]): Promise<number> {
 
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   log.info("shutting down: no new work; running jobs finish");
+  await slackIn?.stop();
   server.close();
-  await runtime.close();
+  await live.close();
   return 0;
 }
 
@@ -136,7 +178,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof SettingsError) {
+    if (error instanceof ConfigError || error instanceof SettingsError || isShipbotError(error)) {
       process.stderr.write(`shipbot: ${error.message}\n`);
       process.exitCode = 2;
       return;

@@ -16,6 +16,16 @@ const settingsSchema = z.object({
     .pipe(z.int().min(0).max(65535))
     .default(8080),
   HOST: z.string().min(1).default("0.0.0.0"),
+  SLACK_BOT_TOKEN: z
+    .string()
+    .regex(/^xoxb-/, "must be the app's bot token (starts with xoxb-)")
+    .optional(),
+  SLACK_SIGNING_SECRET: z.string().min(8).optional(),
+  SLACK_APP_TOKEN: z
+    .string()
+    .regex(/^xapp-/, "must be an app-level token (starts with xapp-)")
+    .optional(),
+  SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export interface Settings {
@@ -25,6 +35,8 @@ export interface Settings {
   logLevel: z.infer<typeof settingsSchema>["LOG_LEVEL"];
   port: number;
   host: string;
+  /** Present when SLACK_BOT_TOKEN is set. */
+  slack: { botToken: string; signingSecret?: string; appToken?: string; apiUrl?: string } | undefined;
 }
 
 export class SettingsError extends Error {
@@ -36,10 +48,20 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
     Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")),
   );
   if (!parsed.success) {
+    // Never echo a value: these variables hold secrets.
     const problems = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
     throw new SettingsError(`invalid environment:\n${problems.join("\n")}`);
   }
   const s = parsed.data;
+  if (
+    s.SLACK_BOT_TOKEN !== undefined &&
+    s.SLACK_APP_TOKEN === undefined &&
+    s.SLACK_SIGNING_SECRET === undefined
+  ) {
+    throw new SettingsError(
+      "invalid environment:\n  SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN for HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)",
+    );
+  }
   return {
     configPath: s.SHIPBOT_CONFIG,
     redisUrl: s.REDIS_URL,
@@ -47,5 +69,14 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
     logLevel: s.LOG_LEVEL,
     port: s.PORT,
     host: s.HOST,
+    slack:
+      s.SLACK_BOT_TOKEN === undefined
+        ? undefined
+        : {
+            botToken: s.SLACK_BOT_TOKEN,
+            ...(s.SLACK_SIGNING_SECRET === undefined ? {} : { signingSecret: s.SLACK_SIGNING_SECRET }),
+            ...(s.SLACK_APP_TOKEN === undefined ? {} : { appToken: s.SLACK_APP_TOKEN }),
+            ...(s.SLACK_API_URL === undefined ? {} : { apiUrl: s.SLACK_API_URL }),
+          },
   };
 }

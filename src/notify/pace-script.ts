@@ -42,9 +42,9 @@ export function createPaceClock(redis: Redis, keyOf: (key: string) => string): P
     redis.defineCommand("shipbotHold", { numberOfKeys: 1, lua: holdScript });
   }
   return {
-    reserve: (key, intervalMs) => r.shipbotReserve(keyOf(key), intervalMs),
+    reserve: (key, intervalMs) => r.shipbotReserve(keyOf(key), Math.ceil(intervalMs)),
     async hold(key, ms) {
-      await r.shipbotHold(keyOf(key), ms);
+      await r.shipbotHold(keyOf(key), Math.ceil(ms));
     },
   };
 }

@@ -4,6 +4,7 @@ import { auditMaxLength } from "../audit/audit-log.ts";
 import type { JobPhase, JobState } from "../core/model.ts";
 import { terminalPhases } from "../core/model.ts";
 import type { Keys } from "../queue/keys.ts";
+import { signalCard } from "./create-notifier.ts";
 
 /**
  * The latest state of every job, in Redis so any process can render its card. One script per
@@ -18,6 +19,8 @@ local terminal = { succeeded = true, failed = true, cancelled = true, superseded
 local prevRaw = redis.call('HGET', key, 'state')
 local state = prevRaw and cjson.decode(prevRaw) or {}
 if state.phase and terminal[state.phase] then return 0 end
+-- "queued" is the first state only: a redelivered command must not move a running card back.
+if patch.phase == 'queued' and state.phase then return 0 end
 if patch.phase == state.phase and patch.text == state.text then return 0 end
 for k, v in pairs(patch) do
   if v == cjson.null then state[k] = nil else state[k] = v end
@@ -92,16 +95,7 @@ export function createStatusStore(redis: Redis, keys: Keys, notifyQueue: Queue):
         auditMaxLength,
         history ? JSON.stringify(history) : "",
       );
-      if (seq > 0) {
-        const terminal = terminalPhases.has(patch.phase);
-        // One pending render per card at most: the notifier reads the newest state when it runs,
-        // so signals that arrive while one is pending carry nothing new.
-        await notifyQueue.add(
-          "card",
-          { jobId },
-          { deduplication: { id: jobId, keepLastIfActive: true }, priority: terminal ? 1 : 2 },
-        );
-      }
+      if (seq > 0) await signalCard(notifyQueue, jobId, terminalPhases.has(patch.phase));
       return seq;
     },
     async read(jobId) {

@@ -1,0 +1,329 @@
+/**
+ * `npm run bench`: shipbot's hot paths against raw BullMQ and Redis, measured in the same run on a Redis
+ * of its own. Prints a table and writes bench/results/latest.json. `--quick` runs smaller sizes.
+ */
+import { execFileSync } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { createRuntime } from "../src/bin/create-runtime.ts";
+import type { Config } from "../src/core/config.ts";
+import type { ChatCommand } from "../src/core/model.ts";
+import type { ExecutorPort } from "../src/executors/port.ts";
+import { commandCalls, startBenchRedis } from "./redis-server.ts";
+
+const quick = process.argv.includes("--quick");
+const repetitions = 3;
+const inFlight = 32;
+const enqueueCount = quick ? 2_000 : 10_000;
+const drainCount = quick ? 2_000 : 10_000;
+const drainConcurrency = 10;
+const log = pino({ level: "silent" });
+
+interface Result {
+  scenario: string;
+  unit: string;
+  shipbot: number;
+  baseline: number;
+  ratio: number;
+  notes: string;
+}
+
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+/** Many services so that consecutive jobs rarely share a target (as in a company-wide release train). */
+function benchConfig(prefix: string, services: number): Config {
+  const svc: Config["services"] = {};
+  for (let i = 0; i < services; i++) {
+    svc[`svc-${i}`] = {
+      image: `registry.local/acme/svc-${i}`,
+      replicas: { min: 0, max: 50 },
+      environments: { staging: { namespace: "staging" } },
+    };
+  }
+  return {
+    redisPrefix: prefix,
+    queue: {
+      concurrency: drainConcurrency,
+      leaseTtlMs: 30_000,
+      recheckMs: 5_000,
+      lockDurationMs: 30_000,
+      rolloutTimeoutMs: 60_000,
+    },
+    environments: { staging: {} },
+    services: svc,
+    roles: {
+      deployer: {
+        permissions: ["deploy", "rollback", "scale", "read", "cancel"],
+        environments: ["*"],
+        services: ["*"],
+        users: ["shell:bench"],
+        groups: [],
+      },
+    },
+  };
+}
+
+const noopExecutor: ExecutorPort = {
+  async deploy(_t, image) {
+    return { summary: "", image, previousImage: image, revision: 1, replicas: 1, resumed: false };
+  },
+  async rollback() {
+    return { summary: "", image: "x:1", previousImage: "x:1", revision: 1, replicas: 1, resumed: false };
+  },
+  async scale(_t, replicas) {
+    return { summary: "", image: "x:1", previousImage: "x:1", revision: 1, replicas, resumed: false };
+  },
+  async status() {
+    throw new Error("not used");
+  },
+  async history() {
+    return [];
+  },
+};
+
+/** Runs `count` tasks with `limit` in flight; returns operations per second. */
+async function pool(count: number, limit: number, task: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
+const payload = (i: number) => ({
+  kind: "deploy",
+  service: `svc-${i % 1000}`,
+  env: "staging",
+  version: `v${i}`,
+  requestedBy: { id: "shell:bench", name: "bench" },
+  conversation: { platform: "shell", channel: "bench" },
+  commandId: `cmd-${i}`,
+  requestedAt: Date.now(),
+  traceId: "0123456789abcdef01",
+});
+
+async function rawEnqueue(url: string, rep: number): Promise<{ rate: number; commands: number }> {
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const queue = new Queue(`raw-enqueue-${rep}`, { connection: redis });
+  await queue.waitUntilReady();
+  await redis.config("RESETSTAT");
+  const rate = await pool(enqueueCount, inFlight, (i) =>
+    queue.add("k8s.deploy", payload(i), { jobId: `j${rep}x${i}`, removeOnComplete: true }),
+  );
+  const commands = (await commandCalls(redis)) / enqueueCount;
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await redis.quit();
+  return { rate, commands };
+}
+
+async function shipbotEnqueue(url: string, rep: number): Promise<{ rate: number; commands: number }> {
+  const config = benchConfig(`bench-e${rep}`, 1000);
+  const runtime = await createRuntime({
+    config,
+    redisUrl: url,
+    executor: noopExecutor,
+    chats: {},
+    log,
+    accept: true,
+    work: false,
+    notify: false,
+  });
+  const user = { id: "shell:bench", name: "bench", groups: [] };
+  const command = (i: number): ChatCommand => ({
+    id: `bench-${rep}-${i}`,
+    user,
+    conversation: { platform: "shell", channel: "bench" },
+    text: `/deploy svc-${i % 1000} staging v${i}`,
+    receivedAt: Date.now(),
+  });
+  await runtime.handle(command(-1));
+  await runtime.redis.config("RESETSTAT");
+  const rate = await pool(enqueueCount, inFlight, async (i) => {
+    const reply = await runtime.handle(command(i));
+    if (!reply.ok) throw new Error(reply.error?.message);
+  });
+  const commands = (await commandCalls(runtime.redis)) / enqueueCount;
+  await runtime.ops.queue.obliterate({ force: true });
+  await runtime.close();
+  return { rate, commands };
+}
+
+async function drainUntil(count: () => Promise<number>, target: number): Promise<number> {
+  const started = performance.now();
+  while ((await count()) < target) await new Promise((r) => setTimeout(r, 20));
+  return target / ((performance.now() - started) / 1000);
+}
+
+async function rawDrain(url: string, rep: number): Promise<{ rate: number; commands: number }> {
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const name = `raw-drain-${rep}`;
+  const queue = new Queue(name, { connection: redis });
+  for (let i = 0; i < drainCount; i += 500) {
+    await queue.addBulk(
+      Array.from({ length: Math.min(500, drainCount - i) }, (_, k) => ({
+        name: "k8s.deploy",
+        data: payload(i + k),
+        opts: { removeOnComplete: true },
+      })),
+    );
+  }
+  let done = 0;
+  await redis.config("RESETSTAT");
+  const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
+  const worker = new Worker(name, async () => undefined, {
+    connection: workerRedis,
+    concurrency: drainConcurrency,
+  });
+  worker.on("completed", () => done++);
+  const rate = await drainUntil(async () => done, drainCount);
+  const commands = (await commandCalls(redis)) / drainCount;
+  await worker.close();
+  await workerRedis.quit();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await redis.quit();
+  return { rate, commands };
+}
+
+async function shipbotDrain(url: string, rep: number): Promise<{ rate: number; commands: number }> {
+  // Distinct targets for every job, as in a fan-out, so the measure is the per-job cost, not waiting in line.
+  const config = benchConfig(`bench-d${rep}`, drainCount);
+  const producer = await createRuntime({
+    config,
+    redisUrl: url,
+    executor: noopExecutor,
+    chats: {},
+    log,
+    accept: true,
+    work: false,
+    notify: false,
+  });
+  const user = { id: "shell:bench", name: "bench", groups: [] };
+  await pool(drainCount, inFlight, (i) =>
+    producer.handle({
+      id: `d${rep}-${i}`,
+      user,
+      conversation: { platform: "shell", channel: "bench" },
+      text: `/deploy svc-${i} staging v1`,
+      receivedAt: Date.now(),
+    }),
+  );
+  let done = 0;
+  await producer.redis.config("RESETSTAT");
+  const runtime = await createRuntime({
+    config,
+    redisUrl: url,
+    executor: noopExecutor,
+    chats: {},
+    log,
+    accept: false,
+    work: true,
+    notify: false,
+    concurrency: drainConcurrency,
+  });
+  for (const worker of runtime.workers) worker.on("completed", () => done++);
+  const rate = await drainUntil(async () => done, drainCount);
+  const commands = (await commandCalls(producer.redis)) / drainCount;
+  await runtime.close();
+  await producer.ops.queue.obliterate({ force: true });
+  await producer.close();
+  return { rate, commands };
+}
+
+function redisBenchmark(port: number): number {
+  const out = execFileSync(
+    "redis-benchmark",
+    ["-p", String(port), "-q", "-n", quick ? "20000" : "100000", "-t", "set,get"],
+    { encoding: "utf8" },
+  );
+  const rates = [...out.matchAll(/([\d.]+) requests per second/g)].map((m) => Number(m[1]));
+  return median(rates);
+}
+
+async function main(): Promise<void> {
+  const server = await startBenchRedis();
+  const results: Result[] = [];
+  try {
+    const measure = async (fn: (url: string, rep: number) => Promise<{ rate: number; commands: number }>) => {
+      const runs = [];
+      for (let rep = 0; rep < repetitions; rep++) runs.push(await fn(server.url, rep));
+      return {
+        rate: median(runs.map((r) => r.rate)),
+        commands: median(runs.map((r) => r.commands)),
+        runs: runs.map((r) => Math.round(r.rate)),
+      };
+    };
+    const rawAdd = await measure(rawEnqueue);
+    const shipAdd = await measure(shipbotEnqueue);
+    results.push({
+      scenario: "enqueue",
+      unit: "commands/s",
+      shipbot: Math.round(shipAdd.rate),
+      baseline: Math.round(rawAdd.rate),
+      ratio: shipAdd.rate / rawAdd.rate,
+      notes: `${inFlight} in flight, ${enqueueCount} commands; parse+authorize+enqueue+card state+audit vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}`,
+    });
+    const rawRun = await measure(rawDrain);
+    const shipRun = await measure(shipbotDrain);
+    results.push({
+      scenario: "drain",
+      unit: "jobs/s",
+      shipbot: Math.round(shipRun.rate),
+      baseline: Math.round(rawRun.rate),
+      ratio: shipRun.rate / rawRun.rate,
+      notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; lease+states+audit+notifier signal vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
+    });
+    const perJobShip = shipAdd.commands + shipRun.commands;
+    const perJobRaw = rawAdd.commands + rawRun.commands;
+    results.push({
+      scenario: "redis cost",
+      unit: "Redis commands/job",
+      shipbot: Math.round(perJobShip * 10) / 10,
+      baseline: Math.round(perJobRaw * 10) / 10,
+      ratio: perJobRaw / perJobShip,
+      notes:
+        "INFO commandstats deltas (commands inside Lua scripts included), enqueue + drain; ratio = raw/shipbot",
+    });
+    const ops = redisBenchmark(server.port);
+    results.push({
+      scenario: "redis limit",
+      unit: "jobs/s (theoretical)",
+      shipbot: Math.round(ops / perJobShip),
+      baseline: Math.round(ops / perJobRaw),
+      ratio: perJobRaw / perJobShip,
+      notes: `redis-benchmark SET/GET ${Math.round(ops)} ops/s unpipelined, divided by commands per job`,
+    });
+  } finally {
+    await server.stop();
+  }
+
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    redis: server.version,
+    bullmq: (await import("bullmq/package.json", { with: { type: "json" } })).default.version as string,
+    quick,
+    repetitions,
+    at: new Date().toISOString(),
+  };
+  await writeFile(
+    new URL("./results/latest.json", import.meta.url),
+    `${JSON.stringify({ machine, results }, null, 2)}\n`,
+  );
+  console.log(
+    `\nshipbot benchmarks (median of ${repetitions}; ${machine.cpus} cores, Node ${machine.node}, Redis ${machine.redis}, BullMQ ${machine.bullmq})\n`,
+  );
+  console.table(results.map((r) => ({ ...r, ratio: Math.round(r.ratio * 100) / 100 })));
+}
+
+await main();
