@@ -120,17 +120,13 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
 
   return async function handleCommand(command) {
     const traceId = randomUUID().slice(0, 18);
-    const clog = log.child({
-      trace: traceId,
-      user: command.user.id,
-      platform: command.conversation.platform,
-    });
     const base = {
       actor: command.user.id,
       text: command.text.slice(0, 300),
       command: command.id,
       trace: traceId,
     };
+    const context = { trace: traceId, user: command.user.id, platform: command.conversation.platform };
     try {
       const routed = routeCommand(command, config, registry, now());
       const result = routed.result;
@@ -158,25 +154,27 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       } else if (result.dryRun) {
         reply = { ok: true, card: await previewCard(result.jobs), jobIds: [], traceId };
       } else {
+        // The hot path: one queue write. The job is the durable record of the accepted command; its
+        // audit entry ("job.queued") is derived from it off this path.
         const enqueued = await ops.enqueue(result.jobs, command, traceId);
-        reply = { ok: true, jobIds: enqueued.map((e) => e.jobId), traceId };
+        if (log.isLevelEnabled("debug")) log.debug({ ...context, jobs: enqueued.map((e) => e.jobId) }, "command accepted");
+        return { ok: true, jobIds: enqueued.map((e) => e.jobId), traceId };
       }
       await audit
-        .append("command.accepted", { ...base, name: routed.name, jobs: reply.jobIds.join(",") || undefined })
-        .catch((error: unknown) => clog.warn({ err: error }, "audit write failed"));
-      clog.info({ name: routed.name, jobs: reply.jobIds }, "command accepted");
+        .append("command.answered", { ...base, name: routed.name })
+        .catch((error: unknown) => log.warn({ ...context, err: error }, "audit write failed"));
       return reply;
     } catch (caught) {
       const error = toShipbotError(caught);
-      if (error.code === "internal") clog.error({ err: caught }, "command failed");
-      else clog.info({ code: error.code, reason: error.message }, "command refused");
+      if (error.code === "internal") log.error({ ...context, err: caught }, "command failed");
+      else log.info({ ...context, code: error.code, reason: error.message }, "command refused");
       await audit
         .append(error.code === "forbidden" ? "command.denied" : "command.refused", {
           ...base,
           code: error.code,
           reason: error.message,
         })
-        .catch((auditError: unknown) => clog.warn({ err: auditError }, "audit write failed"));
+        .catch((auditError: unknown) => log.warn({ ...context, err: auditError }, "audit write failed"));
       return { ok: false, card: errorCard(error), jobIds: [], error, traceId };
     }
   };

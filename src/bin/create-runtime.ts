@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -8,7 +10,8 @@ import { type AuditLog, createAuditLog } from "../audit/audit-log.ts";
 import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { ChatPorts } from "../notify/chat-port.ts";
-import { createNotifier, createNotifyQueue } from "../notify/create-notifier.ts";
+import { createDeriver } from "../notify/create-deriver.ts";
+import { createNotifier } from "../notify/create-notifier.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
 import { createKeys, type Keys } from "../queue/keys.ts";
 import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
@@ -21,7 +24,7 @@ export interface RuntimeOptions {
   executor: ExecutorPort;
   chats: ChatPorts;
   log: Logger;
-  /** Accept commands (serve), run operations (worker), send cards (worker). */
+  /** Accept commands (serve), run operations (worker), keep records and cards up to date (worker). */
   accept: boolean;
   work: boolean;
   notify: boolean;
@@ -38,6 +41,7 @@ export interface Runtime {
   ops: OpsQueue;
   status: StatusStore;
   audit: AuditLog;
+  /** The operations worker, when this process runs jobs. */
   workers: Worker[];
   /** Stops taking work, lets running jobs finish, closes connections. */
   close(): Promise<void>;
@@ -50,10 +54,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The accept path fails fast so a person hears "queue unavailable" at once; workers wait for Redis.
   const redis = createRedis({ url: options.redisUrl, role: "producer" });
   redis.on("error", (error) => log.warn({ err: error }, "redis connection problem"));
-  const notifyQueue = createNotifyQueue(redis, keys);
-  const status = createStatusStore(redis, keys, notifyQueue);
+  const status = createStatusStore(redis, keys);
   const audit = createAuditLog(redis, keys);
-  const ops = createOpsQueue(redis, keys, status);
+  const ops = createOpsQueue(redis, keys, status, log);
   const handle = createCommandHandler({
     config,
     registry: commandRegistry,
@@ -69,10 +72,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (options.work || options.notify) {
     const workerRedis = createRedis({ url: options.redisUrl, role: "worker" });
     workerRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker)"));
-    const workerNotifyQueue = createNotifyQueue(workerRedis, keys);
-    const workerStatus = createStatusStore(workerRedis, keys, workerNotifyQueue);
+    const workerStatus = createStatusStore(workerRedis, keys);
+    const workerOps = createOpsQueue(workerRedis, keys, workerStatus, log);
     if (options.work) {
-      const workerOps = createOpsQueue(workerRedis, keys, workerStatus);
       const worker = createOpWorker({
         connection: workerRedis,
         keys,
@@ -85,32 +87,27 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       });
       workers.push(worker as unknown as Worker);
-      closers.push(() => workerOps.close());
+      closers.push(() => worker.close());
     }
     if (options.notify) {
-      workers.push(
-        createNotifier({
-          connection: workerRedis,
-          redis: workerRedis,
-          keys,
-          status: workerStatus,
-          chats: options.chats,
-          log,
-        }) as unknown as Worker,
-      );
+      const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+      const deriverRedis = workerRedis.duplicate();
+      deriverRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (deriver)"));
+      const deriver = createDeriver({ redis: deriverRedis, keys, queue: workerOps.queue, log, consumer });
+      const notifier = createNotifier({ redis: workerRedis, keys, status: workerStatus, chats: options.chats, log });
+      closers.push(() => notifier.close(), () => deriver.close());
     }
-    closers.push(() => workerNotifyQueue.close());
-    closers.push(async () => workerRedis.quit());
+    closers.push(
+      () => workerOps.close(),
+      async () => workerRedis.quit(),
+    );
   }
 
   if (await waitForReady(redis, 5_000)) {
     const warning = await checkEvictionPolicy(redis);
     if (warning) log.warn(warning);
   } else {
-    log.error(
-      { redis: options.redisUrl.replace(/\/\/[^@]*@/, "//***@") },
-      "Redis is not reachable; commands are refused until it is",
-    );
+    log.error({ redis: options.redisUrl.replace(/\/\/[^@]*@/, "//***@") }, "Redis is not reachable; commands are refused until it is");
   }
 
   return {
@@ -123,10 +120,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     audit,
     workers,
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
       for (const close of closers) await close();
       await ops.close();
-      await notifyQueue.close();
       await redis.quit().catch(() => undefined);
     },
   };

@@ -1,4 +1,3 @@
-import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { isShipbotError } from "../core/errors.ts";
@@ -13,141 +12,179 @@ interface CardRef {
   seq: number;
 }
 
-/** Priority lanes of the notification queue (lower first). */
-export const notifyPriority = { final: 1, progress: 2 } as const;
-
-export function createNotifyQueue(redis: Redis, keys: Keys): Queue {
-  const queue = new Queue(keys.notifyQueue, {
-    connection: redis,
-    prefix: keys.prefix,
-    defaultJobOptions: {
-      attempts: 20,
-      backoff: { type: "exponential", delay: 500 },
-      removeOnComplete: true,
-      removeOnFail: { age: 7 * 24 * 3600 },
-    },
-  });
-  queue.on("error", () => undefined);
-  return queue;
-}
-
 /**
- * Wakes the notifier for a job's card. At most one pending render per card and lane: the render reads
- * the newest state, so a signal that arrives while one is pending carries nothing new, and one that
- * arrives during a render is kept for after it. Final states have their own lane so they never wait
- * behind a pending progress render.
+ * Cards to render live in a sorted set scored by when (a transition adds its job in the same script
+ * that changes the state). Claiming moves due cards to an in-flight set with a deadline, so each card
+ * is rendered by one process at a time and a card whose renderer died is claimed again.
  */
-export async function signalCard(queue: Queue, jobId: string, final: boolean): Promise<void> {
-  await queue.add(
-    "card",
-    { jobId },
-    {
-      deduplication: { id: final ? `${jobId}-final` : jobId, keepLastIfActive: true },
-      priority: final ? notifyPriority.final : notifyPriority.progress,
-    },
-  );
-}
+const claimScript = `
+local cards, inflight = KEYS[1], KEYS[2]
+local limit, claimMs = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'LIMIT', 0, 100)) do
+  redis.call('ZREM', inflight, id)
+  redis.call('ZADD', cards, 'LT', now, id)
+end
+local claimed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', cards, '-inf', now, 'LIMIT', 0, limit * 4)) do
+  if #claimed >= limit then break end
+  if not redis.call('ZSCORE', inflight, id) then
+    redis.call('ZREM', cards, id)
+    redis.call('ZADD', inflight, now + claimMs, id)
+    claimed[#claimed + 1] = id
+  end
+end
+return claimed
+`;
+
+/** Done with a claim; `laterMs` > 0 puts the card back for then (rate limits, platform pacing). */
+const releaseScript = `
+redis.call('ZREM', KEYS[2], ARGV[1])
+local later = tonumber(ARGV[2])
+if later > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[1], 'GT', now + later, ARGV[1])
+  redis.call('ZADD', KEYS[1], 'NX', now + later, ARGV[1])
+end
+return 1
+`;
+
+type NotifierRedis = Redis & {
+  shipbotClaimCards(cards: string, inflight: string, limit: number, claimMs: number): Promise<string[]>;
+  shipbotReleaseCard(cards: string, inflight: string, jobId: string, laterMs: number): Promise<number>;
+};
 
 export interface NotifierOptions {
-  connection: Redis;
-  /** A non-blocking connection for card references. */
   redis: Redis;
   keys: Keys;
   status: StatusStore;
   chats: ChatPorts;
   log: Logger;
   concurrency?: number;
+  /** How long to sleep when nothing is due. */
+  idleMs?: number;
 }
+
+export interface Notifier {
+  close(): Promise<void>;
+}
+
+const claimMs = 60_000;
+/** Attempts for a card whose platform keeps failing before the notifier gives up on that state. */
+const maxFailures = 20;
 
 /**
  * Keeps one card per job in its conversation: posted once, then edited in place, always with the newest
- * state. The card reference lives in Redis, so whichever process runs the next render edits the same
- * message; a short lock per card keeps two renders of one card (the two lanes, two processes) from
- * racing into two posts.
+ * state (so progress coalesces for free). The card reference lives in Redis, so whichever process
+ * renders next edits the same message; platform limits are paced across processes; a 429 delays that
+ * card only.
  */
-export function createNotifier(options: NotifierOptions): Worker<{ jobId: string }> {
+export function createNotifier(options: NotifierOptions): Notifier {
   const { redis, keys, status, chats, log } = options;
-  const clock = createPaceClock(redis, keys.pace);
-
-  async function later(job: Job, token: string | undefined, ms: number): Promise<never> {
-    await job.moveToDelayed(Date.now() + Math.max(1, Math.ceil(ms)), token);
-    throw new DelayedError();
+  const r = redis as NotifierRedis;
+  if (typeof r.shipbotClaimCards !== "function") {
+    redis.defineCommand("shipbotClaimCards", { numberOfKeys: 2, lua: claimScript });
+    redis.defineCommand("shipbotReleaseCard", { numberOfKeys: 2, lua: releaseScript });
   }
+  const clock = createPaceClock(redis, keys.pace);
+  const failures = new Map<string, number>();
+  const concurrency = options.concurrency ?? 50;
+  let stopped = false;
 
-  async function render(job: Job<{ jobId: string }>, token: string | undefined): Promise<void> {
-    const { jobId } = job.data;
+  /** Renders one card; returns how long to wait before trying it again (0: done). */
+  async function render(jobId: string): Promise<number> {
     const state = await status.read(jobId);
-    if (!state) return;
+    if (!state) return 0;
     const conversation = state.data.conversation;
     const chat = chats[conversation.platform];
     if (!chat) {
-      log.error(
-        { jobId, platform: conversation.platform },
-        "no chat adapter for this platform; card not sent",
-      );
-      return;
+      log.error({ jobId, platform: conversation.platform }, "no chat adapter for this platform; card not sent");
+      return 0;
     }
-    const lock = `${keys.cardRef(jobId)}:lock`;
-    if ((await redis.set(lock, token ?? "1", "PX", 30_000, "NX")) !== "OK") return later(job, token, 100);
+    const stored = await redis.get(keys.cardRef(jobId));
+    const previous = stored ? (JSON.parse(stored) as CardRef) : undefined;
+    if (previous && previous.seq >= state.seq) return 0;
+    const card = renderJobCard(state);
+    const pace = chat.pace?.(previous ? "update" : "post", conversation);
+    if (pace) {
+      const wait = await clock.reserve(pace.key, pace.intervalMs);
+      if (wait > 0) return wait;
+    }
+    let ref: string;
     try {
-      const stored = await redis.get(keys.cardRef(jobId));
-      const previous = stored ? (JSON.parse(stored) as CardRef) : undefined;
-      if (previous && previous.seq >= state.seq) return;
-      const card = renderJobCard(state);
-      // Platform limits are shared by every notifier process: wait for this key's slot without
-      // holding a worker, and leave other conversations untouched.
-      const pace = chat.pace?.(previous ? "update" : "post", conversation);
-      if (pace) {
-        const wait = await clock.reserve(pace.key, pace.intervalMs);
-        if (wait > 0) return later(job, token, wait);
-      }
-      let ref: string;
-      try {
-        if (previous) {
-          try {
-            await chat.update(conversation, previous.ref, card);
-            ref = previous.ref;
-          } catch (error) {
-            // The message was deleted: a person still needs to see the state, so post it again.
-            if (!isShipbotError(error) || error.code !== "not_found") throw error;
-            log.warn({ jobId }, "card message is gone; posting a new one");
-            ref = await chat.post(conversation, card);
-          }
-        } else {
+      if (previous) {
+        try {
+          await chat.update(conversation, previous.ref, card);
+          ref = previous.ref;
+        } catch (error) {
+          // The message was deleted: a person still needs to see the state, so post it again.
+          if (!isShipbotError(error) || error.code !== "not_found") throw error;
+          log.warn({ jobId }, "card message is gone; posting a new one");
           ref = await chat.post(conversation, card);
         }
-      } catch (error) {
-        if (isChatRateLimitedError(error)) {
-          log.info(
-            { jobId, retryAfterMs: error.retryAfterMs, pace: pace?.key },
-            "chat platform rate limited; waiting",
-          );
-          if (pace) await clock.hold(pace.key, error.retryAfterMs);
-          return later(job, token, error.retryAfterMs);
-        }
-        if (isShipbotError(error) && !error.retryable) {
-          log.error({ jobId, err: error }, "card cannot be delivered");
-          throw new UnrecoverableError(error.message);
-        }
-        throw error;
+      } else {
+        ref = await chat.post(conversation, card);
       }
-      await redis.set(
-        keys.cardRef(jobId),
-        JSON.stringify({ ref, seq: state.seq } satisfies CardRef),
-        "EX",
-        7 * 24 * 3600,
-      );
-    } finally {
-      await redis.del(lock);
+    } catch (error) {
+      if (isChatRateLimitedError(error)) {
+        log.info({ jobId, retryAfterMs: error.retryAfterMs, pace: pace?.key }, "chat platform rate limited; waiting");
+        if (pace) await clock.hold(pace.key, error.retryAfterMs);
+        return error.retryAfterMs;
+      }
+      const count = (failures.get(jobId) ?? 0) + 1;
+      if ((isShipbotError(error) && !error.retryable) || count >= maxFailures) {
+        failures.delete(jobId);
+        log.error({ jobId, err: error }, "card cannot be delivered; giving up on this state");
+        return 0;
+      }
+      failures.set(jobId, count);
+      log.warn({ jobId, err: error, attempt: count }, "card update failed; will retry");
+      return Math.min(30_000, 250 * 2 ** count);
     }
+    failures.delete(jobId);
+    await redis.set(keys.cardRef(jobId), JSON.stringify({ ref, seq: state.seq } satisfies CardRef), "EX", 7 * 24 * 3600);
+    return 0;
   }
 
-  const worker = new Worker<{ jobId: string }>(keys.notifyQueue, render, {
-    connection: options.connection,
-    prefix: keys.prefix,
-    concurrency: options.concurrency ?? 50,
-  });
-  worker.on("error", (error) => log.error({ err: error }, "notifier error"));
-  worker.on("failed", (job, error) => log.warn({ jobId: job?.data.jobId, err: error }, "card update failed"));
-  return worker;
+  async function handle(jobId: string): Promise<void> {
+    let later = 0;
+    try {
+      later = await render(jobId);
+    } catch (error) {
+      log.warn({ jobId, err: error }, "card render failed; will retry");
+      later = 1_000;
+    }
+    await r.shipbotReleaseCard(keys.cards, keys.cardsInflight, jobId, Math.ceil(later));
+  }
+
+  const inFlight = new Set<Promise<void>>();
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const free = concurrency - inFlight.size;
+        const claimed = free > 0 ? await r.shipbotClaimCards(keys.cards, keys.cardsInflight, free, claimMs) : [];
+        for (const jobId of claimed) {
+          const task = handle(jobId).finally(() => inFlight.delete(task));
+          inFlight.add(task);
+        }
+        if (claimed.length === 0) {
+          await Promise.race([new Promise((resolve) => setTimeout(resolve, options.idleMs ?? 50)), ...inFlight]);
+        }
+      } catch (error) {
+        if (stopped) break;
+        log.warn({ err: error }, "notifier could not claim cards; retrying");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  })();
+
+  return {
+    async close() {
+      stopped = true;
+      await loop;
+      await Promise.all(inFlight);
+    },
+  };
 }

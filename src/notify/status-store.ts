@@ -1,45 +1,9 @@
-import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { auditMaxLength } from "../audit/audit-log.ts";
-import type { JobPhase, JobState } from "../core/model.ts";
+import type { JobData, JobPhase, JobState } from "../core/model.ts";
 import { terminalPhases } from "../core/model.ts";
 import type { Keys } from "../queue/keys.ts";
-import { signalCard } from "./create-notifier.ts";
-
-/**
- * The latest state of every job, in Redis so any process can render its card. One script per
- * transition merges the change, bumps the sequence number, refuses to move a job out of a final
- * state, appends the transition to the audit stream and (for finished operations) to the target's
- * history: one round trip.
- */
-const emitScript = `
-local key, audit, history = KEYS[1], KEYS[2], KEYS[3]
-local patch = cjson.decode(ARGV[1])
-local terminal = { succeeded = true, failed = true, cancelled = true, superseded = true }
-local prevRaw = redis.call('HGET', key, 'state')
-local state = prevRaw and cjson.decode(prevRaw) or {}
-if state.phase and terminal[state.phase] then return 0 end
--- "queued" is the first state only: a redelivered command must not move a running card back.
-if patch.phase == 'queued' and state.phase then return 0 end
-if patch.phase == state.phase and patch.text == state.text then return 0 end
-for k, v in pairs(patch) do
-  if v == cjson.null then state[k] = nil else state[k] = v end
-end
-local seq = redis.call('HINCRBY', key, 'seq', 1)
-state.seq = seq
-redis.call('HSET', key, 'state', cjson.encode(state))
-redis.call('PEXPIRE', key, ARGV[2])
-local data = state.data or {}
-local by = data.requestedBy or {}
-redis.call('XADD', audit, 'MAXLEN', '~', ARGV[3], '*', 'type', 'job.' .. state.phase, 'at', tostring(state.updatedAt),
-  'job', state.jobId or '', 'kind', data.kind or '', 'service', data.service or '', 'env', data.env or '',
-  'actor', by.id or '', 'text', state.text or '', 'trace', data.traceId or '')
-if ARGV[4] ~= '' and terminal[state.phase] then
-  redis.call('LPUSH', history, ARGV[4])
-  redis.call('LTRIM', history, 0, 49)
-end
-return seq
-`;
+import { progressCardDelayMs, transitionLua } from "./transition-lua.ts";
 
 /** A finished operation, as `status` lists it. */
 export interface HistoryEntry {
@@ -51,59 +15,122 @@ export interface HistoryEntry {
   at: number;
 }
 
-export type StatePatch = Partial<Omit<JobState, "seq" | "jobId">> & { phase: JobPhase; text: string };
+export type StatePatch = {
+  phase: JobPhase;
+  text: string;
+  position?: number;
+  progress?: { updated: number; available: number; desired: number };
+  fromImage?: string;
+  toImage?: string;
+  startedAt?: number;
+  finishedAt?: number;
+};
 
 export interface StatusStore {
-  /** Applies a change and wakes the notifier. Returns the new sequence number, or 0 if nothing changed. */
-  emit(jobId: string, patch: StatePatch, nulls?: Array<keyof JobState>): Promise<number>;
+  /** Applies a change and marks the card for rendering. Returns the new sequence number, or 0 if nothing changed. */
+  emit(jobId: string, patch: StatePatch, clear?: Array<"position" | "progress">): Promise<number>;
   read(jobId: string): Promise<JobState | undefined>;
   history(service: string, env: string, count: number): Promise<HistoryEntry[]>;
 }
 
+/** Kept for a week: long enough for any card edit or a late `status`. */
+export const stateTtlMs = 7 * 24 * 3600 * 1000;
+
+const emitScript = `${transitionLua}
+local now = nowMs()
+local sets = {}
+for i = 9, #ARGV do sets[#sets + 1] = ARGV[i] end
+local dels = {}
+if ARGV[5] ~= '' then for f in string.gmatch(ARGV[5], '[^,]+') do dels[#dels + 1] = f end end
+local seq, meta = transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], now, tonumber(ARGV[4]), ARGV[6], ARGV[7], sets, dels)
+if seq > 0 and terminal[ARGV[2]] and (ARGV[2] == 'succeeded' or ARGV[2] == 'failed') then
+  recordHistory(ARGV[8], meta, ARGV[1], ARGV[2], redis.call('HGET', KEYS[1], 'toImage'), now)
+end
+return seq
+`;
+
 type ScriptRedis = Redis & { shipbotEmit(...args: Array<string | number>): Promise<number> };
 
-/** Kept for a week: long enough for any card edit or a late `status`. */
-const stateTtlMs = 7 * 24 * 3600 * 1000;
+/** Flattens a patch into hash fields (everything but phase and text). */
+export function toStateFields(patch: StatePatch): string[] {
+  const sets: string[] = [];
+  if (patch.position !== undefined) sets.push("position", String(patch.position));
+  if (patch.progress) {
+    sets.push("updated", String(patch.progress.updated), "available", String(patch.progress.available), "desired", String(patch.progress.desired));
+  }
+  if (patch.fromImage !== undefined) sets.push("fromImage", patch.fromImage);
+  if (patch.toImage !== undefined) sets.push("toImage", patch.toImage);
+  if (patch.startedAt !== undefined) sets.push("startedAt", String(patch.startedAt));
+  if (patch.finishedAt !== undefined) sets.push("finishedAt", String(patch.finishedAt));
+  return sets;
+}
 
-export function createStatusStore(redis: Redis, keys: Keys, notifyQueue: Queue): StatusStore {
+export function cardDelayFor(phase: JobPhase): number {
+  return phase === "progress" ? progressCardDelayMs : 0;
+}
+
+const num = (value: string | undefined): number | undefined => (value === undefined || value === "" ? undefined : Number(value));
+
+/** Builds a JobState from the state hash; undefined while the job has no state or no payload yet. */
+export function fromStateHash(jobId: string, hash: Record<string, string>): JobState | undefined {
+  if (!hash.phase || !hash.data) return undefined;
+  const state: JobState = {
+    jobId,
+    seq: Number(hash.seq ?? 0),
+    phase: hash.phase as JobPhase,
+    text: hash.text ?? "",
+    data: JSON.parse(hash.data) as JobData,
+    updatedAt: Number(hash.updatedAt ?? 0),
+  };
+  const position = num(hash.position);
+  if (position !== undefined) state.position = position;
+  const desired = num(hash.desired);
+  if (desired !== undefined) state.progress = { updated: num(hash.updated) ?? 0, available: num(hash.available) ?? 0, desired };
+  if (hash.fromImage) state.fromImage = hash.fromImage;
+  if (hash.toImage) state.toImage = hash.toImage;
+  const startedAt = num(hash.startedAt);
+  if (startedAt !== undefined) state.startedAt = startedAt;
+  const finishedAt = num(hash.finishedAt);
+  if (finishedAt !== undefined) state.finishedAt = finishedAt;
+  return state;
+}
+
+/**
+ * The latest state of every job, in Redis so any process can render its card. Transitions go through
+ * one script each (see transition-lua.ts); this store is used off the hot path (progress, cancel) and
+ * for reads.
+ */
+export function createStatusStore(redis: Redis, keys: Keys): StatusStore {
   const r = redis as ScriptRedis;
-  if (typeof r.shipbotEmit !== "function")
-    redis.defineCommand("shipbotEmit", { numberOfKeys: 3, lua: emitScript });
+  if (typeof r.shipbotEmit !== "function") redis.defineCommand("shipbotEmit", { numberOfKeys: 4, lua: emitScript });
 
   return {
-    async emit(jobId, patch, nulls = []) {
-      const body: Record<string, unknown> = { ...patch, jobId, updatedAt: patch.updatedAt ?? Date.now() };
-      for (const field of nulls) body[field] = null;
-      const data = patch.data;
-      const history: HistoryEntry | undefined =
-        data && terminalPhases.has(patch.phase) && patch.phase !== "superseded" && patch.phase !== "cancelled"
-          ? {
-              jobId,
-              kind: data.kind,
-              phase: patch.phase,
-              ...(patch.toImage ? { image: patch.toImage } : {}),
-              by: data.requestedBy.name,
-              at: Date.now(),
-            }
-          : undefined;
-      const seq = await r.shipbotEmit(
+    async emit(jobId, patch, clear = []) {
+      const dels = clear.flatMap((f) => (f === "progress" ? ["updated", "available", "desired"] : [f]));
+      return r.shipbotEmit(
         keys.job(jobId),
+        keys.bullJob(jobId),
         keys.audit,
-        data ? keys.history(data.service, data.env) : keys.history("-", "-"),
-        JSON.stringify(body),
-        stateTtlMs,
+        keys.cards,
+        jobId,
+        patch.phase,
+        patch.text,
+        cardDelayFor(patch.phase),
+        dels.join(","),
         auditMaxLength,
-        history ? JSON.stringify(history) : "",
+        stateTtlMs,
+        keys.historyPrefix,
+        ...toStateFields(patch),
       );
-      if (seq > 0) await signalCard(notifyQueue, jobId, terminalPhases.has(patch.phase));
-      return seq;
     },
     async read(jobId) {
-      const [raw, seq] = await redis.hmget(keys.job(jobId), "state", "seq");
-      if (!raw) return undefined;
-      const state = JSON.parse(raw) as JobState;
-      state.seq = Number(seq);
-      return state;
+      const hash = await redis.hgetall(keys.job(jobId));
+      if (!hash.data && hash.phase) {
+        // The payload is copied on the first transition; before that it is only in the job itself.
+        const data = await redis.hget(keys.bullJob(jobId), "data");
+        if (data) hash.data = data;
+      }
+      return fromStateHash(jobId, hash);
     },
     async history(service, env, count) {
       const rows = await redis.lrange(keys.history(service, env), 0, count - 1);
@@ -111,3 +138,5 @@ export function createStatusStore(redis: Redis, keys: Keys, notifyQueue: Queue):
     },
   };
 }
+
+export { terminalPhases };

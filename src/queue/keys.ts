@@ -16,6 +16,19 @@ export interface Keys {
   /** Hash: job id → "cancelled|<by>" or "superseded|<job id>". */
   marks: string;
   job(jobId: string): string;
+  /** BullMQ's own hash for a job of the operations queue. */
+  bullJob(jobId: string): string;
+  /** BullMQ's lock key of an active job: it exists while a live worker holds the job. */
+  bullLock(jobId: string): string;
+  /** Prefix of BullMQ's keys for the operations queue (scripts build job keys from it). */
+  bullPrefix: string;
+  historyPrefix: string;
+  /** Sorted set: cards to render, scored by when. */
+  cards: string;
+  /** Sorted set: cards being rendered, scored by when the claim expires. */
+  cardsInflight: string;
+  /** BullMQ's event stream of the operations queue, read by the deriver. */
+  opsEvents: string;
   audit: string;
   cardRef(jobId: string): string;
   pace(key: string): string;
@@ -35,6 +48,13 @@ export function createKeys(prefix: string): Keys {
     lineSeen: `${ops}:line-seen`,
     marks: `${ops}:marks`,
     job: (jobId) => `${ops}:job:${jobId}`,
+    bullJob: (jobId) => `${ops}:${jobId}`,
+    bullLock: (jobId) => `${ops}:${jobId}:lock`,
+    bullPrefix: `${ops}:`,
+    historyPrefix: `${ops}:history:`,
+    cards: `${ops}:cards`,
+    cardsInflight: `${ops}:cards-inflight`,
+    opsEvents: `${ops}:events`,
     audit: `${ops}:audit`,
     cardRef: (jobId) => `${notify}:card:${jobId}`,
     pace: (key) => `${notify}:pace:${key}`,

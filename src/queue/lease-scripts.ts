@@ -1,17 +1,26 @@
 import type { Redis } from "ioredis";
+import { auditMaxLength } from "../audit/audit-log.ts";
+import { stateTtlMs } from "../notify/status-store.ts";
+import { transitionLua } from "../notify/transition-lua.ts";
 import type { Keys } from "./keys.ts";
 
 /**
- * One operation per service×environment at a time. A lease key names the job holding the target and
- * its fencing token; jobs that find the target busy wait in a sorted "line" (priority, then age) and
- * are woken when the holder releases. Each step is one Lua script: one round trip, atomic.
+ * One operation per service×environment at a time, in one round trip per job.
  *
- * Line members are "kind|requestedAt|jobId" so the script can apply supersede rules without reading
- * job data.
+ * The lease key names the job that holds the target and its fencing token. It needs no heartbeat: the
+ * holder counts only while BullMQ's lock on its job exists, and BullMQ already renews that lock while
+ * a live worker runs the job. So a finished or dead holder frees the target by itself; the deriver
+ * also clears the lease when it sees the job finish, and wakes the next job in line.
+ *
+ * Jobs that find the target busy wait in the target's line, a sorted set scored by priority then
+ * request time; members are "kind|requestedAt|jobId" so supersede rules need no job data. The same
+ * script writes the job's new state (running, or waiting with its position), its audit entry and its
+ * card signal.
  */
-const acquireScript = `
-local lease, line, fenceKey, seen, marks = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local jobId, member, score, ttl, stale, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+const acquireScript = `${transitionLua}
+local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local jobId, member, score, staleMs, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local runningText, target, auditMax, ttl, bullPrefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 
 local mark = redis.call('HGET', marks, jobId)
 if mark then
@@ -21,13 +30,20 @@ if mark then
   return {'marked', mark}
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 local holder = redis.call('GET', lease)
 local holderId = holder and string.match(holder, '^([^|]+)|') or false
-local busy = holder and holderId ~= jobId
+local busy = false
+if holderId and holderId ~= jobId then
+  if redis.call('EXISTS', bullPrefix .. holderId .. ':lock') == 1 then
+    busy = true
+  else
+    redis.call('DEL', lease)
+    holderId = false
+  end
+end
 
-if not busy and holderId ~= jobId then
+if not busy then
   -- Free: still, whoever is ahead in the line goes first. Heads that stopped checking in are dropped.
   while true do
     local head = redis.call('ZRANGE', line, 0, 0, 'WITHSCORES')
@@ -35,7 +51,7 @@ if not busy and holderId ~= jobId then
     local headId = string.match(head[1], '|([^|]+)$')
     if headId == jobId then break end
     local last = tonumber(redis.call('HGET', seen, headId) or '0')
-    if now - last > stale then
+    if now - last > staleMs then
       redis.call('ZREM', line, head[1])
       redis.call('HDEL', seen, headId)
     else
@@ -47,9 +63,11 @@ end
 
 if not busy then
   local fence = redis.call('INCR', fenceKey)
-  redis.call('SET', lease, jobId .. '|' .. fence, 'PX', ttl)
+  redis.call('SET', lease, jobId .. '|' .. fence)
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
+  transition(state, bullJob, audit, cards, jobId, 'running', runningText, now, 0, auditMax, ttl,
+    { 'startedAt', tostring(now), 'fence', tostring(fence) }, { 'position' })
   return {'acquired', tostring(fence)}
 end
 
@@ -72,23 +90,31 @@ if kind == 'deploy' then
 end
 redis.call('ZADD', line, score, member)
 redis.call('HSET', seen, jobId, now)
-local rank = redis.call('ZRANK', line, member)
-local reply = {'busy', holderId or '', tostring(rank + 1)}
+local position = redis.call('ZRANK', line, member) + 1
+local behind = holderId and (' (behind ' .. holderId .. ')') or ''
+transition(state, bullJob, audit, cards, jobId, 'waiting', 'Waiting · position ' .. position .. ' for ' .. target .. behind,
+  now, 0, auditMax, ttl, { 'position', tostring(position) }, {})
+local reply = {'busy', holderId or '', tostring(position)}
 for _, id in ipairs(superseded) do table.insert(reply, id) end
 return reply
 `;
 
-const releaseScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('HDEL', KEYS[3], ARGV[2])
-local head = redis.call('ZRANGE', KEYS[2], 0, 0)
-if #head == 0 then return false end
-return string.match(head[1], '|([^|]+)$')
-`;
-
-const renewScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+/**
+ * Cancels a job that has not started, atomically with respect to acquire: either the job already runs
+ * (and is left alone) or it is marked, so a worker that picks it up drops it, and its card says so.
+ */
+const cancelScript = `${transitionLua}
+local marks, state, bullJob, audit, cards, line = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local jobId, by, member, auditMax, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local phase = redis.call('HGET', state, 'phase')
+if phase == 'running' or phase == 'progress' then return 'running' end
+if phase and terminal[phase] then return phase end
+redis.call('HSET', marks, jobId, 'cancelled|' .. by)
+redis.call('ZREM', line, member)
+local now = nowMs()
+transition(state, bullJob, audit, cards, jobId, 'cancelled', 'Cancelled by ' .. by, now, 0, auditMax, ttl,
+  { 'finishedAt', tostring(now) }, { 'position' })
+return 'cancelled'
 `;
 
 export type AcquireResult =
@@ -107,22 +133,18 @@ export interface LeaseRequest {
 }
 
 export interface Leases {
-  acquire(request: LeaseRequest, options: { ttlMs: number; staleMs: number }): Promise<AcquireResult>;
-  /** Returns the id of the job now first in line, if any, so the caller can wake it. */
-  release(request: LeaseRequest, fence: number): Promise<string | null>;
-  renew(request: LeaseRequest, fence: number, ttlMs: number): Promise<boolean>;
-  /** Removes a job from its line without touching the lease (cancel). */
-  leaveLine(request: LeaseRequest): Promise<void>;
+  /** Takes the target (and marks the job running) or joins its line (and marks the job waiting). */
+  acquire(request: LeaseRequest, options: { staleMs: number; runningText: string }): Promise<AcquireResult>;
+  /** "cancelled", or why not: "running" or the final phase the job already reached. */
+  cancel(request: LeaseRequest, by: string): Promise<string>;
   mark(jobId: string, mark: string): Promise<void>;
   clearMark(jobId: string): Promise<void>;
-  position(request: LeaseRequest): Promise<number | undefined>;
   holder(service: string, env: string): Promise<string | undefined>;
 }
 
 type ScriptRedis = Redis & {
   shipbotAcquire(...args: Array<string | number>): Promise<string[]>;
-  shipbotRelease(...args: Array<string | number>): Promise<string | null>;
-  shipbotRenew(...args: Array<string | number>): Promise<number>;
+  shipbotCancel(...args: Array<string | number>): Promise<string>;
 };
 
 export function lineMember(request: LeaseRequest): string {
@@ -137,25 +159,32 @@ export function lineScore(request: LeaseRequest): number {
 export function createLeases(redis: Redis, keys: Keys): Leases {
   const r = redis as ScriptRedis;
   if (typeof r.shipbotAcquire !== "function") {
-    redis.defineCommand("shipbotAcquire", { numberOfKeys: 5, lua: acquireScript });
-    redis.defineCommand("shipbotRelease", { numberOfKeys: 3, lua: releaseScript });
-    redis.defineCommand("shipbotRenew", { numberOfKeys: 1, lua: renewScript });
+    redis.defineCommand("shipbotAcquire", { numberOfKeys: 9, lua: acquireScript });
+    redis.defineCommand("shipbotCancel", { numberOfKeys: 6, lua: cancelScript });
   }
   return {
-    async acquire(request, { ttlMs, staleMs }) {
+    async acquire(request, { staleMs, runningText }) {
       const reply = await r.shipbotAcquire(
         keys.lease(request.service, request.env),
         keys.line(request.service, request.env),
         keys.fence(request.service, request.env),
         keys.lineSeen,
         keys.marks,
+        keys.job(request.jobId),
+        keys.bullJob(request.jobId),
+        keys.audit,
+        keys.cards,
         request.jobId,
         lineMember(request),
         lineScore(request),
-        ttlMs,
         staleMs,
         request.kind,
         request.requestedAt,
+        runningText,
+        `${request.service}/${request.env}`,
+        auditMaxLength,
+        stateTtlMs,
+        keys.bullPrefix,
       );
       const [status, a = "", b = "0", ...rest] = reply;
       if (status === "acquired") return { status, fence: Number(a) };
@@ -163,36 +192,26 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
       const [what, by = ""] = a.split("|");
       return what === "cancelled" ? { status: "cancelled", by } : { status: "superseded", by };
     },
-    async release(request, fence) {
-      return r.shipbotRelease(
-        keys.lease(request.service, request.env),
-        keys.line(request.service, request.env),
+    cancel(request, by) {
+      return r.shipbotCancel(
         keys.marks,
-        `${request.jobId}|${fence}`,
+        keys.job(request.jobId),
+        keys.bullJob(request.jobId),
+        keys.audit,
+        keys.cards,
+        keys.line(request.service, request.env),
         request.jobId,
+        by,
+        lineMember(request),
+        auditMaxLength,
+        stateTtlMs,
       );
-    },
-    async renew(request, fence, ttlMs) {
-      return (
-        (await r.shipbotRenew(
-          keys.lease(request.service, request.env),
-          `${request.jobId}|${fence}`,
-          ttlMs,
-        )) === 1
-      );
-    },
-    async leaveLine(request) {
-      await redis.zrem(keys.line(request.service, request.env), lineMember(request));
     },
     async mark(jobId, mark) {
       await redis.hset(keys.marks, jobId, mark);
     },
     async clearMark(jobId) {
       await redis.hdel(keys.marks, jobId);
-    },
-    async position(request) {
-      const rank = await redis.zrank(keys.line(request.service, request.env), lineMember(request));
-      return rank === null ? undefined : rank + 1;
     },
     async holder(service, env) {
       const value = await redis.get(keys.lease(service, env));

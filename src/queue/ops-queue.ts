@@ -1,5 +1,6 @@
 import { type Job, Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { Logger } from "pino";
 import type { JobSpec } from "../core/command-module.ts";
 import { ShipbotError } from "../core/errors.ts";
 import { type ChatCommand, type JobData, type JobState, jobPriority, terminalPhases } from "../core/model.ts";
@@ -8,6 +9,9 @@ import { createJobId } from "./job-id.ts";
 import type { Keys } from "./keys.ts";
 import { createLeases, type LeaseRequest, type Leases } from "./lease-scripts.ts";
 import { toQueueUnavailable } from "./redis.ts";
+
+/** Events kept in the operations queue's stream (about 200 bytes each). */
+export const opsEventsMaxLength = 200_000;
 
 /** How many times an operation is tried when the failure is worth retrying (network, 5xx). */
 export const opAttempts = 3;
@@ -47,8 +51,10 @@ function isConnectionError(error: unknown): boolean {
   );
 }
 
-export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore): OpsQueue {
-  const queue = new Queue(keys.opsQueue, { connection: redis, prefix: keys.prefix });
+export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, log?: Logger): OpsQueue {
+  // The event stream is where the deriver learns about new and finished jobs: keep enough of it that a
+  // slow or restarting deriver still finds every event (a sweep covers anything trimmed regardless).
+  const queue = new Queue(keys.opsQueue, { connection: redis, prefix: keys.prefix, streams: { events: { maxLen: opsEventsMaxLength } } });
   queue.on("error", () => undefined);
   const leases = createLeases(redis, keys);
 
@@ -96,16 +102,9 @@ export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore): O
         if (isConnectionError(error)) throw toQueueUnavailable(error);
         throw error;
       }
+      // The job is the durable record of an accepted command: its first card state, audit entry and
+      // history are derived from BullMQ's "added" event, off this path.
       const enqueued = jobs.map((j) => ({ jobId: j.opts.jobId, data: j.data }));
-      // The job is the durable record; its first card state follows. If Redis went away in between,
-      // the worker writes the next state anyway, so the command is reported as accepted.
-      await Promise.all(
-        enqueued.map(({ jobId, data }) =>
-          status
-            .emit(jobId, { phase: "queued", text: "Queued", data, updatedAt: data.requestedAt })
-            .catch(() => 0),
-        ),
-      );
       return enqueued;
     },
     async find(jobId) {
@@ -114,37 +113,20 @@ export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore): O
     },
     async cancel(jobId, by) {
       const job = (await queue.getJob(jobId)) as Job<JobData> | undefined;
-      if (!job)
-        throw new ShipbotError("not_found", `no job ${jobId}; it may have finished and been cleaned up`);
-      const state = await job.getState();
-      if (state === "completed" || state === "failed") {
-        throw new ShipbotError("conflict", `job ${jobId} already finished (${state}); nothing to cancel`);
+      if (!job) throw new ShipbotError("not_found", `no job ${jobId}; it may have finished and been cleaned up`);
+      const outcome = await leases.cancel(toLeaseRequest(jobId, job.data), by);
+      if (outcome === "running") {
+        throw new ShipbotError("conflict", `job ${jobId} is already running and cannot be cancelled; roll back once it finishes`);
       }
-      const current = await status.read(jobId);
-      if (state === "active" && current && (current.phase === "running" || current.phase === "progress")) {
-        throw new ShipbotError(
-          "conflict",
-          `job ${jobId} is already running and cannot be cancelled; roll back once it finishes`,
-        );
-      }
-      if (current && terminalPhases.has(current.phase)) {
-        throw new ShipbotError("conflict", `job ${jobId} already ended (${current.phase})`);
-      }
-      // The mark makes a worker that picks the job up at this very moment drop it instead of running it.
-      await leases.mark(jobId, `cancelled|${by}`);
+      if (outcome !== "cancelled") throw new ShipbotError("conflict", `job ${jobId} already ended (${outcome})`);
       try {
         await job.remove();
-      } catch {
+        await leases.clearMark(jobId);
+      } catch (error) {
+        // Being picked up right now: the mark makes the worker drop it.
+        log?.debug({ jobId, err: error }, "cancelled job could not be removed; the worker will drop it");
         return "pending-cancel";
       }
-      await leases.leaveLine(toLeaseRequest(jobId, job.data));
-      await leases.clearMark(jobId);
-      await status.emit(jobId, {
-        phase: "cancelled",
-        text: `Cancelled by ${by}`,
-        data: job.data,
-        finishedAt: Date.now(),
-      });
       return "cancelled";
     },
     async list() {

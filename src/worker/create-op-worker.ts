@@ -17,23 +17,27 @@ export interface OpWorkerOptions {
   executor: ExecutorPort;
   status: StatusStore;
   leases: Leases;
-  /** Used to wake the next job in a target's line. */
+  /** Used to wake jobs that were superseded while waiting, so their cards say so at once. */
   queue: Queue;
   log: Logger;
   concurrency?: number;
   autorun?: boolean;
 }
 
+/**
+ * What a job returns. BullMQ stores it with the finished job and puts it in the queue's event stream,
+ * where the deriver turns it into the job's final state, audit entry and history: the worker itself
+ * spends no round trip on finishing.
+ */
 export interface OpOutcome {
   phase: "succeeded" | "cancelled" | "superseded";
-  summary: string;
+  text: string;
+  fromImage?: string;
+  toImage?: string;
+  finishedAt: number;
 }
 
-const verbs: Record<JobData["kind"], string> = {
-  deploy: "Rolling out",
-  rollback: "Rolling back",
-  scale: "Scaling",
-};
+const verbs: Record<JobData["kind"], string> = { deploy: "Rolling out", rollback: "Rolling back", scale: "Scaling" };
 
 function progressText(kind: JobData["kind"], p: RolloutProgress): string {
   if (!p.observed) return `${verbs[kind]} · waiting for Kubernetes to pick up the change`;
@@ -63,16 +67,11 @@ async function wake(queue: Queue, jobId: string, log: Logger): Promise<void> {
     await job.promote();
   } catch (error) {
     // Not delayed (yet): it will look at its line again by itself within recheckMs.
-    log.debug({ jobId, err: error }, "next job in line was not delayed; it will recheck on its own");
+    log.debug({ jobId, err: error }, "job to wake was not delayed; it will recheck on its own");
   }
 }
 
-function execute(
-  executor: ExecutorPort,
-  data: JobData,
-  target: ResolvedTarget,
-  ctx: ExecutionContext,
-): Promise<ExecutionResult> {
+function execute(executor: ExecutorPort, data: JobData, target: ResolvedTarget, ctx: ExecutionContext): Promise<ExecutionResult> {
   const where = { namespace: target.namespace, deployment: target.deployment, container: target.container };
   switch (data.kind) {
     case "deploy":
@@ -88,18 +87,16 @@ function execute(
 
 /**
  * Runs deploy, rollback and scale jobs. Per target, one at a time: a job that finds its target busy
- * joins the target's line, is parked as a delayed job and is woken when the holder finishes. While it
- * runs, a heartbeat keeps the lease; losing the lease aborts the executor so a stale worker stops.
+ * joins the target's line, is parked as a delayed job and is woken when the holder finishes. Per job the
+ * worker adds one round trip to BullMQ's own: the acquire script, which also records the job as
+ * running (or waiting). Progress is written only while a real rollout moves.
  */
 export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutcome> {
   const { config, executor, status, leases, queue, log } = options;
-  const { leaseTtlMs, recheckMs, rolloutTimeoutMs, lockDurationMs } = config.queue;
+  const { recheckMs, rolloutTimeoutMs, lockDurationMs } = config.queue;
+  const staleMs = recheckMs * 3 + 1_000;
 
-  async function run(
-    job: Job<JobData>,
-    token: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<OpOutcome> {
+  async function run(job: Job<JobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<OpOutcome> {
     const jobId = job.id as string;
     const parsed = jobDataSchema.safeParse(job.data);
     if (!parsed.success) {
@@ -107,156 +104,89 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       throw new UnrecoverableError(`invalid job data: ${parsed.error.issues[0]?.message ?? "unknown"}`);
     }
     const data = parsed.data;
-    const jlog = log.child({
-      jobId,
-      trace: data.traceId,
-      kind: data.kind,
-      service: data.service,
-      env: data.env,
-    });
     const target = resolveTarget(config, data.service, data.env);
-    if (!target) {
-      await status.emit(jobId, {
-        phase: "failed",
-        text: `${data.service} is no longer configured in ${data.env}; nothing was done`,
-        data,
-        finishedAt: Date.now(),
-      });
-      throw new UnrecoverableError("target no longer configured");
-    }
-    const request: LeaseRequest = toLeaseRequest(jobId, data);
-    const lease = await leases.acquire(request, { ttlMs: leaseTtlMs, staleMs: recheckMs * 3 + 1_000 });
+    if (!target) throw new UnrecoverableError(`${data.service} is no longer configured in ${data.env}; nothing was done`);
 
+    const request: LeaseRequest = toLeaseRequest(jobId, data);
+    const lease = await leases.acquire(request, { staleMs, runningText: verbs[data.kind] });
     if (lease.status === "cancelled" || lease.status === "superseded") {
-      const text =
-        lease.status === "cancelled"
-          ? `Cancelled by ${lease.by}`
-          : `Superseded by a newer deploy (${lease.by})`;
-      await status.emit(jobId, { phase: lease.status, text, data, finishedAt: Date.now() });
-      jlog.info({ by: lease.by }, `job ${lease.status}`);
-      return { phase: lease.status, summary: text };
+      const text = lease.status === "cancelled" ? `Cancelled by ${lease.by}` : `Superseded by a newer deploy (${lease.by})`;
+      return { phase: lease.status, text, finishedAt: Date.now() };
     }
     if (lease.status === "busy") {
-      for (const victim of lease.superseded) await wake(queue, victim, jlog);
-      const behind = lease.holder ? ` (behind ${lease.holder})` : "";
-      await status.emit(jobId, {
-        phase: "waiting",
-        text: `Waiting · position ${lease.position} for ${data.service}/${data.env}${behind}`,
-        data,
-        position: lease.position,
-      });
+      for (const victim of lease.superseded) await wake(queue, victim, log);
       await job.moveToDelayed(Date.now() + recheckMs, token);
       throw new DelayedError();
     }
 
-    const fence = lease.fence;
-    const controller = new AbortController();
-    const signals = signal ? [controller.signal, signal] : [controller.signal];
-    const heartbeat = setInterval(
-      () => {
-        leases.renew(request, fence, leaseTtlMs).then(
-          (held) => {
-            if (!held)
-              controller.abort(
-                new ShipbotError(
-                  "conflict",
-                  "lost the lease on this target; stopped to avoid a double apply",
-                ),
-              );
-          },
-          (error: unknown) => jlog.warn({ err: error }, "lease heartbeat failed; will try again"),
-        );
-      },
-      Math.max(100, Math.floor(leaseTtlMs / 3)),
-    );
-    const timer = setTimeout(
-      () =>
-        controller.abort(
-          new ShipbotError(
-            "timeout",
-            `gave up following the rollout after ${Math.round(rolloutTimeoutMs / 1000)}s`,
-          ),
-        ),
-      rolloutTimeoutMs,
-    );
     const startedAt = Date.now();
+    const timeout = AbortSignal.timeout(rolloutTimeoutMs);
     let progressChain: Promise<unknown> = Promise.resolve();
     try {
-      await status.emit(jobId, { phase: "running", text: verbs[data.kind], data, startedAt }, ["position"]);
-      jlog.info({ fence, attempt: job.attemptsStarted }, "operation started");
       const result = await execute(executor, data, target, {
         jobId,
-        fence,
-        signal: AbortSignal.any(signals),
+        fence: lease.fence,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         onProgress(progress) {
           // Serialised so the store sees progress in order; a failed write only loses a tick.
           progressChain = progressChain
             .then(() =>
-              status.emit(jobId, {
-                phase: "progress",
-                text: progressText(data.kind, progress),
-                data,
-                progress: {
-                  updated: progress.updated,
-                  available: progress.available,
-                  desired: progress.desired,
+              status.emit(
+                jobId,
+                {
+                  phase: "progress",
+                  text: progressText(data.kind, progress),
+                  progress: { updated: progress.updated, available: progress.available, desired: progress.desired },
                 },
-              }),
+                ["position"],
+              ),
             )
-            .catch((error: unknown) => jlog.warn({ err: error }, "could not record progress"));
+            .catch((error: unknown) => log.warn({ jobId, err: error }, "could not record progress"));
         },
       });
       await progressChain;
       const finishedAt = Date.now();
-      const summary = doneText(data.kind, result, finishedAt - startedAt);
-      await status.emit(jobId, {
+      return {
         phase: "succeeded",
-        text: summary,
-        data,
+        text: doneText(data.kind, result, finishedAt - startedAt),
         fromImage: result.previousImage,
         toImage: result.image,
         finishedAt,
-      });
-      jlog.info({ resumed: result.resumed, image: result.image }, "operation succeeded");
-      return { phase: "succeeded", summary };
+      };
     } catch (caught) {
       await progressChain;
-      const reason = controller.signal.aborted ? controller.signal.reason : caught;
+      const reason = timeout.aborted
+        ? new ShipbotError("timeout", `gave up following the rollout after ${Math.round(rolloutTimeoutMs / 1000)}s`)
+        : signal?.aborted
+          ? signal.reason
+          : caught;
       const error = toShipbotError(reason);
       const last = !error.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      jlog.warn({ err: caught, code: error.code, last }, "operation failed");
-      if (last) {
-        await status.emit(jobId, {
-          phase: "failed",
-          text: `Failed: ${error.message}`,
-          data,
-          finishedAt: Date.now(),
-        });
-        throw new UnrecoverableError(error.message);
-      }
-      await status.emit(jobId, { phase: "running", text: `Retrying after: ${error.message}`, data });
+      log.warn({ jobId, trace: data.traceId, err: caught, code: error.code, last }, "operation failed");
+      // The failure reason becomes the card's final line (the deriver reads it from the event).
+      if (last) throw new UnrecoverableError(error.message);
+      await status.emit(jobId, { phase: "running", text: `Retrying after: ${error.message}` });
       throw error;
-    } finally {
-      clearInterval(heartbeat);
-      clearTimeout(timer);
-      const next = await leases.release(request, fence);
-      if (next && next !== jobId) await wake(queue, next, jlog);
     }
   }
 
-  const worker = new Worker<JobData, OpOutcome>(
-    options.keys.opsQueue,
-    (job, token, signal) => run(job, token, signal),
-    {
-      connection: options.connection,
-      prefix: options.keys.prefix,
-      concurrency: options.concurrency ?? config.queue.concurrency,
-      lockDuration: lockDurationMs,
-      stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
-      maxStalledCount: 2,
-      autorun: options.autorun ?? true,
-    },
-  );
+  const worker = new Worker<JobData, OpOutcome>(options.keys.opsQueue, (job, token, signal) => run(job, token, signal), {
+    connection: options.connection,
+    prefix: options.keys.prefix,
+    concurrency: options.concurrency ?? config.queue.concurrency,
+    lockDuration: lockDurationMs,
+    stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
+    maxStalledCount: 2,
+    autorun: options.autorun ?? true,
+  });
   worker.on("error", (error) => log.error({ err: error }, "operations worker error"));
+  // A worker that could not renew its lock may already be replaced by another: stop its executor so
+  // the two never write to the same target (the fencing token guards the write as well).
+  worker.on("lockRenewalFailed", (jobIds: string[]) => {
+    for (const id of jobIds) {
+      log.warn({ jobId: id }, "lost the job's lock; stopping its operation");
+      worker.cancelJob(id, "lost the job's lock to another worker");
+    }
+  });
   return worker;
 }

@@ -1,0 +1,250 @@
+import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { auditMaxLength } from "../audit/audit-log.ts";
+import type { Keys } from "../queue/keys.ts";
+import { stateTtlMs } from "./status-store.ts";
+import { transitionLua } from "./transition-lua.ts";
+
+/**
+ * Turns what BullMQ records about the operations queue into shipbot's own records, off the hot path:
+ * an "added" event becomes the job's queued state (its first card and audit entry), a "completed" or
+ * "failed" event its final state, history and audit entry. It then frees the target's lease and wakes
+ * the next job in line.
+ *
+ * It reads BullMQ's event stream through a consumer group, so several processes share the work, each
+ * event is handled once, and an event whose reader died is claimed by another. The scripts are
+ * idempotent (a final state is final; queued is only ever a first state), so handling an event twice
+ * changes nothing. If events were trimmed before being read, a sweep over BullMQ's finished sets
+ * recovers every final state.
+ */
+const addedScript = `${transitionLua}
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+return transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', nowMs(), 0, ARGV[2], ARGV[3], {}, {})
+`;
+
+const finishedScript = `${transitionLua}
+local state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobId, event, value, auditMax, ttl, historyPrefix, leasePrefix, linePrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local now = nowMs()
+local phase, text, sets = 'failed', 'Failed: ' .. value, { 'finishedAt', tostring(now) }
+if event == 'completed' then
+  local ok, rv = pcall(cjson.decode, value)
+  if ok and type(rv) == 'table' and terminal[rv.phase] then
+    phase, text = rv.phase, tostring(rv.text or rv.phase)
+    sets = { 'finishedAt', tostring(rv.finishedAt or now) }
+    if rv.fromImage then table.insert(sets, 'fromImage'); table.insert(sets, tostring(rv.fromImage)) end
+    if rv.toImage then table.insert(sets, 'toImage'); table.insert(sets, tostring(rv.toImage)) end
+  else
+    phase, text = 'succeeded', 'Done'
+  end
+end
+local seq, meta = transition(state, bullJob, audit, cards, jobId, phase, text, now, 0, auditMax, ttl, sets, { 'position' })
+if seq > 0 and (phase == 'succeeded' or phase == 'failed') then
+  recordHistory(historyPrefix, meta, jobId, phase, redis.call('HGET', state, 'toImage'), now)
+end
+local svc, env = unpack(redis.call('HMGET', state, 'service', 'env'))
+if not svc then return false end
+local lease = leasePrefix .. svc .. ':' .. env
+local holder = redis.call('GET', lease)
+if holder and string.match(holder, '^([^|]+)|') == jobId then redis.call('DEL', lease) end
+local head = redis.call('ZRANGE', linePrefix .. svc .. ':' .. env, 0, 0)
+if #head == 0 then return false end
+return string.match(head[1], '|([^|]+)$')
+`;
+
+type DeriverRedis = Redis & {
+  shipbotDeriveAdded(...args: Array<string | number>): Promise<number>;
+  shipbotDeriveFinished(...args: Array<string | number>): Promise<string | null>;
+};
+
+const group = "shipbot-deriver";
+const batch = 500;
+
+export interface DeriverOptions {
+  /** A connection of its own: the reader blocks on it. */
+  redis: Redis;
+  keys: Keys;
+  /** The operations queue, to wake the next job in a target's line. */
+  queue: Queue;
+  log: Logger;
+  consumer: string;
+  blockMs?: number;
+}
+
+export interface Deriver {
+  close(): Promise<void>;
+}
+
+function fieldsOf(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
+}
+
+export function createDeriver(options: DeriverOptions): Deriver {
+  const { redis, keys, queue, log } = options;
+  const r = redis as DeriverRedis;
+  if (typeof r.shipbotDeriveAdded !== "function") {
+    redis.defineCommand("shipbotDeriveAdded", { numberOfKeys: 4, lua: addedScript });
+    redis.defineCommand("shipbotDeriveFinished", { numberOfKeys: 4, lua: finishedScript });
+  }
+  let stopped = false;
+  let sweepNeeded = true;
+
+  async function ensureGroup(): Promise<void> {
+    try {
+      await redis.xgroup("CREATE", keys.opsEvents, group, "0", "MKSTREAM");
+    } catch (error) {
+      if (!String(error).includes("BUSYGROUP")) throw error;
+    }
+  }
+
+  /** Applies one batch of events in a single pipeline, acknowledges them, and wakes waiting jobs. */
+  async function apply(entries: Array<[string, string[]]>): Promise<void> {
+    const pipeline = redis.pipeline();
+    let scripts = 0;
+    for (const [, flat] of entries) {
+      // An entry trimmed while pending comes back without fields; the sweep covers what it said.
+      if (!Array.isArray(flat)) {
+        sweepNeeded = true;
+        continue;
+      }
+      const f = fieldsOf(flat);
+      const jobId = f.jobId;
+      if (!jobId) continue;
+      const shared = [keys.job(jobId), keys.bullJob(jobId), keys.audit, keys.cards, jobId];
+      if (f.event === "added") {
+        (pipeline as unknown as DeriverRedis).shipbotDeriveAdded(...shared, auditMaxLength, stateTtlMs);
+        scripts++;
+      } else if (f.event === "completed" || f.event === "failed") {
+        const value = f.event === "completed" ? (f.returnvalue ?? "") : (f.failedReason ?? "unknown failure");
+        (pipeline as unknown as DeriverRedis).shipbotDeriveFinished(
+          ...shared,
+          f.event,
+          value,
+          auditMaxLength,
+          stateTtlMs,
+          keys.historyPrefix,
+          keys.lease("", "").slice(0, -1),
+          keys.line("", "").slice(0, -1),
+        );
+        scripts++;
+      }
+    }
+    if (scripts > 0) {
+      const results = (await pipeline.exec()) ?? [];
+      for (const [error, value] of results) {
+        if (error) log.error({ err: error }, "could not derive a job's state from its event");
+        else if (typeof value === "string" && value !== "") {
+          void wakeJob(value);
+        }
+      }
+    }
+    const ids = entries.map(([id]) => id);
+    if (ids.length > 0) await redis.xack(keys.opsEvents, group, ...ids);
+  }
+
+  async function wakeJob(jobId: string): Promise<void> {
+    try {
+      const job = await queue.getJob(jobId);
+      await job?.promote();
+    } catch (error) {
+      // Not delayed at this moment: it rechecks its line by itself.
+      log.debug({ jobId, err: error }, "next job in line was not delayed");
+    }
+  }
+
+  /** Final states for jobs whose events were trimmed before anyone read them. */
+  async function sweep(): Promise<void> {
+    for (const set of ["completed", "failed"] as const) {
+      const ids = await redis.zrevrange(`${keys.bullPrefix}${set}`, 0, 999);
+      for (const jobId of ids) {
+        const phase = await redis.hget(keys.job(jobId), "phase");
+        if (phase === "succeeded" || phase === "failed" || phase === "cancelled" || phase === "superseded") continue;
+        const field = set === "completed" ? "returnvalue" : "failedReason";
+        const value = await redis.hget(keys.bullJob(jobId), field);
+        if (value === null) continue;
+        await r.shipbotDeriveFinished(
+          keys.job(jobId),
+          keys.bullJob(jobId),
+          keys.audit,
+          keys.cards,
+          jobId,
+          set,
+          value,
+          auditMaxLength,
+          stateTtlMs,
+          keys.historyPrefix,
+          keys.lease("", "").slice(0, -1),
+          keys.line("", "").slice(0, -1),
+        );
+      }
+    }
+  }
+
+  async function readOnce(blockMs: number): Promise<number> {
+    // Entries another reader took but never acknowledged (it died) come first.
+    const claimed = (await redis.xautoclaim(keys.opsEvents, group, options.consumer, 30_000, "0", "COUNT", batch)) as [
+      string,
+      Array<[string, string[]] | null>,
+    ];
+    const stale = (claimed[1] ?? []).filter((e): e is [string, string[]] => Array.isArray(e));
+    if (stale.length > 0) await apply(stale);
+    const reply = (await redis.call(
+      "XREADGROUP",
+      "GROUP",
+      group,
+      options.consumer,
+      "COUNT",
+      batch,
+      ...(blockMs > 0 ? ["BLOCK", blockMs] : []),
+      "STREAMS",
+      keys.opsEvents,
+      ">",
+    )) as unknown[] | null;
+    // One stream comes back as [[name, entries]] over RESP2 and as [name, entries] over RESP3.
+    const first = reply?.[0];
+    const raw = Array.isArray(first) ? first[1] : reply?.[1];
+    const entries = (Array.isArray(raw) ? raw : []) as Array<[string, string[]]>;
+    if (entries.length > 0) await apply(entries);
+    return entries.length + stale.length;
+  }
+
+  async function checkLag(): Promise<void> {
+    const groups = (await redis.xinfo("GROUPS", keys.opsEvents)) as unknown[][];
+    for (const g of groups) {
+      const info = fieldsOf(g.map(String));
+      // Redis reports no lag when entries were trimmed before this group read them.
+      if (info.name === group && (info.lag === "" || info.lag === "null")) sweepNeeded = true;
+    }
+  }
+
+  const loop = (async () => {
+    await ensureGroup();
+    let rounds = 0;
+    while (!stopped) {
+      try {
+        if (sweepNeeded) {
+          sweepNeeded = false;
+          await sweep();
+        }
+        await readOnce(options.blockMs ?? 1_000);
+        if (++rounds % 50 === 0) await checkLag();
+      } catch (error) {
+        if (stopped) break;
+        log.warn({ err: error }, "deriver could not read the event stream; retrying");
+        if (String(error).includes("NOGROUP")) await ensureGroup().catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  })();
+
+  return {
+    async close() {
+      stopped = true;
+      redis.disconnect();
+      await loop.catch(() => undefined);
+    },
+  };
+}

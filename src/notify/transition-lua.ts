@@ -1,0 +1,61 @@
+/**
+ * The one Lua function behind every job transition, shared by the scripts that change a job's state
+ * (the worker's acquire, progress, and the deriver's queued/finished). It merges the change into the
+ * job's state hash, refuses to leave a final state, appends the transition to the audit stream and
+ * marks the job's card for rendering: all inside the caller's single round trip.
+ *
+ * The state hash holds plain fields (no JSON to decode on every change). `data` is the job's payload,
+ * copied as a string from the BullMQ job hash the first time; `kind`, `service`, `env`, `actor` and
+ * `trace` are decoded from it once, for audit entries.
+ */
+export const transitionLua = `
+local terminal = { succeeded = true, failed = true, cancelled = true, superseded = true }
+
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- sets: flat list of field, value to set; dels: fields to remove.
+local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels)
+  local cur = redis.call('HGET', state, 'phase')
+  if cur and terminal[cur] then return 0 end
+  if phase == 'queued' and cur then return 0 end
+  if cur == phase and redis.call('HGET', state, 'text') == text then return 0 end
+  local meta = redis.call('HMGET', state, 'kind', 'service', 'env', 'actor', 'trace', 'by')
+  if not meta[1] then
+    local raw = redis.call('HGET', bullJob, 'data')
+    if raw then
+      redis.call('HSET', state, 'data', raw)
+      local ok, d = pcall(cjson.decode, raw)
+      if ok and type(d) == 'table' then
+        local by = type(d.requestedBy) == 'table' and d.requestedBy or {}
+        meta = { tostring(d.kind or ''), tostring(d.service or ''), tostring(d.env or ''), tostring(by.id or ''), tostring(d.traceId or ''), tostring(by.name or '') }
+        redis.call('HSET', state, 'kind', meta[1], 'service', meta[2], 'env', meta[3], 'actor', meta[4], 'trace', meta[5], 'by', meta[6])
+      end
+    end
+  end
+  local seq = redis.call('HINCRBY', state, 'seq', 1)
+  redis.call('HSET', state, 'phase', phase, 'text', text, 'updatedAt', now)
+  if #sets > 0 then redis.call('HSET', state, unpack(sets)) end
+  if #dels > 0 then redis.call('HDEL', state, unpack(dels)) end
+  redis.call('PEXPIRE', state, ttl)
+  redis.call('XADD', audit, 'MAXLEN', '~', auditMax, '*', 'type', 'job.' .. phase, 'at', tostring(now), 'job', jobId,
+    'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '', 'trace', meta[5] or '',
+    'text', text)
+  -- LT: an earlier render time wins, so a final state is never pushed back behind coalesced progress.
+  redis.call('ZADD', cards, 'LT', now + cardDelay, jobId)
+  return seq, meta
+end
+
+-- A finished operation goes to its target's history (what the status command lists).
+local function recordHistory(historyPrefix, meta, jobId, phase, image, now)
+  if not meta[2] or meta[2] == '' then return end
+  local key = historyPrefix .. meta[2] .. ':' .. meta[3]
+  redis.call('LPUSH', key, cjson.encode({ jobId = jobId, kind = meta[1], phase = phase, image = image, by = meta[6] or '', at = now }))
+  redis.call('LTRIM', key, 0, 49)
+end
+`;
+
+/** How long progress waits before its card is rendered, so ticks coalesce; other states render at once. */
+export const progressCardDelayMs = 300;
