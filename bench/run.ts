@@ -193,9 +193,25 @@ async function rawDrain(url: string, rep: number): Promise<{ rate: number; comma
   return { rate, commands };
 }
 
-async function shipbotDrain(url: string, rep: number): Promise<{ rate: number; commands: number }> {
+const silentChat = {
+  async post() {
+    return "ref";
+  },
+  async update() {},
+};
+
+/**
+ * Jobs through the real worker. With `records`, the same process also runs the deriver and the
+ * notifier (to a chat that answers at once), and the clock stops only when every job's final card is
+ * rendered: the whole cost of a job, not only the worker's share.
+ */
+async function shipbotDrain(
+  url: string,
+  rep: number,
+  records = false,
+): Promise<{ rate: number; commands: number }> {
   // Distinct targets for every job, as in a fan-out, so the measure is the per-job cost, not waiting in line.
-  const config = benchConfig(`bench-d${rep}`, drainCount);
+  const config = benchConfig(`bench-d${rep}${records ? "r" : ""}`, drainCount);
   const producer = await createRuntime({
     config,
     redisUrl: url,
@@ -222,15 +238,24 @@ async function shipbotDrain(url: string, rep: number): Promise<{ rate: number; c
     config,
     redisUrl: url,
     executor: noopExecutor,
-    chats: {},
+    chats: { shell: silentChat },
     log,
     accept: false,
     work: true,
-    notify: false,
+    notify: records,
     concurrency: drainConcurrency,
   });
   for (const worker of runtime.workers) worker.on("completed", () => done++);
-  const rate = await drainUntil(async () => done, drainCount);
+  const rate = records
+    ? await drainUntil(async () => {
+        // Every final card rendered: nothing left to render and nothing in flight.
+        const [pending, inflight] = await Promise.all([
+          producer.redis.zcard(producer.keys.cards),
+          producer.redis.zcard(producer.keys.cardsInflight),
+        ]);
+        return done === drainCount && pending === 0 && inflight === 0 ? drainCount : 0;
+      }, drainCount)
+    : await drainUntil(async () => done, drainCount);
   const commands = (await commandCalls(producer.redis)) / drainCount;
   await runtime.close();
   await producer.ops.queue.obliterate({ force: true });
@@ -281,7 +306,16 @@ async function main(): Promise<void> {
       ratio: shipRun.rate / rawRun.rate,
       notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; lease+states+audit+notifier signal vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
     });
-    const perJobShip = shipAdd.commands + shipRun.commands;
+    const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
+    results.push({
+      scenario: "drain with records and cards",
+      unit: "jobs/s",
+      shipbot: Math.round(shipAll.rate),
+      baseline: Math.round(rawRun.rate),
+      ratio: shipAll.rate / rawRun.rate,
+      notes: `as drain, plus deriver (queued/final states, audit, history) and notifier rendering every final card, same process; runs ${shipAll.runs.join("/")}`,
+    });
+    const perJobShip = shipAdd.commands + shipAll.commands;
     const perJobRaw = rawAdd.commands + rawRun.commands;
     results.push({
       scenario: "redis cost",
@@ -290,7 +324,7 @@ async function main(): Promise<void> {
       baseline: Math.round(perJobRaw * 10) / 10,
       ratio: perJobRaw / perJobShip,
       notes:
-        "INFO commandstats deltas (commands inside Lua scripts included), enqueue + drain; ratio = raw/shipbot",
+        "INFO commandstats deltas (commands inside Lua scripts included), enqueue + drain with records and cards; ratio = raw/shipbot",
     });
     const ops = redisBenchmark(server.port);
     results.push({

@@ -3,6 +3,7 @@ import type { CommandRegistry } from "../src/core/route-command.ts";
 import cancel from "./cancel.ts";
 import deploy from "./deploy.ts";
 import help from "./help.ts";
+import history from "./history.ts";
 import queue from "./queue.ts";
 import rollback from "./rollback.ts";
 import scale from "./scale.ts";
@@ -10,6 +11,16 @@ import status from "./status.ts";
 import whoami from "./whoami.ts";
 
 /** Every chat command. Adding one is one file in this folder and one line here. */
-const modules = [deploy, rollback, scale, status, queue, cancel, whoami, help] as unknown as CommandModule[];
+const modules = [
+  deploy,
+  rollback,
+  scale,
+  status,
+  history,
+  queue,
+  cancel,
+  whoami,
+  help,
+] as unknown as CommandModule[];
 
 export const commandRegistry: CommandRegistry = new Map(modules.map((m) => [m.name, m]));

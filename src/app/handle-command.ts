@@ -77,6 +77,18 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
   }
 
   async function answer(query: Query): Promise<Card> {
+    if (query.kind === "history") {
+      const entries = await status.history(query.service, query.env, 20);
+      const card = createCard("info", `History of ${query.service} in ${query.env}`);
+      if (entries.length === 0) card.lines.push("No operations recorded yet.");
+      for (const h of entries) {
+        const when = new Date(h.at).toISOString().replace("T", " ").slice(0, 16);
+        card.lines.push(
+          `${when} UTC · ${h.kind}${h.image ? ` ${h.image}` : ""} by ${h.by} · ${h.phase} (${h.jobId})`,
+        );
+      }
+      return card;
+    }
     if (query.kind === "queue") {
       const states = (await ops.list()).filter((s) => query.env === undefined || s.data.env === query.env);
       const card = createCard(
@@ -157,7 +169,8 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         // The hot path: one queue write. The job is the durable record of the accepted command; its
         // audit entry ("job.queued") is derived from it off this path.
         const enqueued = await ops.enqueue(result.jobs, command, traceId);
-        if (log.isLevelEnabled("debug")) log.debug({ ...context, jobs: enqueued.map((e) => e.jobId) }, "command accepted");
+        if (log.isLevelEnabled("debug"))
+          log.debug({ ...context, jobs: enqueued.map((e) => e.jobId) }, "command accepted");
         return { ok: true, jobIds: enqueued.map((e) => e.jobId), traceId };
       }
       await audit

@@ -94,8 +94,17 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const deriverRedis = workerRedis.duplicate();
       deriverRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (deriver)"));
       const deriver = createDeriver({ redis: deriverRedis, keys, queue: workerOps.queue, log, consumer });
-      const notifier = createNotifier({ redis: workerRedis, keys, status: workerStatus, chats: options.chats, log });
-      closers.push(() => notifier.close(), () => deriver.close());
+      const notifier = createNotifier({
+        redis: workerRedis,
+        keys,
+        status: workerStatus,
+        chats: options.chats,
+        log,
+      });
+      closers.push(
+        () => notifier.close(),
+        () => deriver.close(),
+      );
     }
     closers.push(
       () => workerOps.close(),
@@ -107,7 +116,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const warning = await checkEvictionPolicy(redis);
     if (warning) log.warn(warning);
   } else {
-    log.error({ redis: options.redisUrl.replace(/\/\/[^@]*@/, "//***@") }, "Redis is not reachable; commands are refused until it is");
+    log.error(
+      { redis: options.redisUrl.replace(/\/\/[^@]*@/, "//***@") },
+      "Redis is not reachable; commands are refused until it is",
+    );
   }
 
   return {

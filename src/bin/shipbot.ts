@@ -15,6 +15,7 @@ import { createKubernetesExecutor, loadKubeConfig } from "../executors/kubernete
 import { createHttpServer } from "../http/create-http-server.ts";
 import { createLogger } from "../observability/create-logger.ts";
 import { createRuntime, type Runtime } from "./create-runtime.ts";
+import { runAudit } from "./run-audit.ts";
 import { runDemo } from "./run-demo.ts";
 
 const usage = `shipbot: ChatOps releases on Kubernetes
@@ -29,6 +30,9 @@ usage: shipbot <command>
   shell                    type commands in this terminal, against the configured cluster
   demo                     try it locally: a Kubernetes emulator, the local Redis, and a prompt
   config validate <file>   check a configuration file and exit
+  audit export [--since <time>]
+                           write the audit stream as JSON Lines (time: ISO date, or 30m, 24h, 7d ago)
+  audit verify             recompute the audit hash chain and report the first broken link
 
 environment: SHIPBOT_CONFIG (default shipbot.yaml), REDIS_URL (default redis://127.0.0.1:6379),
 KUBECONFIG (default: in-cluster config), PORT (default 8080), LOG_LEVEL (default info)`;
@@ -56,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "demo") return runDemo(settings, process.stdin, process.stdout);
+  if (command === "audit") return runAudit(settings, rest);
 
   if (!["serve", "worker", "all", "shell"].includes(command)) {
     process.stderr.write(`shipbot: unknown command "${command}"\n\n${usage}\n`);

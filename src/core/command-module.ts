@@ -13,7 +13,10 @@ export interface JobSpec {
   replicas?: number;
 }
 
-export type Query = { kind: "status"; service: string; env?: string } | { kind: "queue"; env?: string };
+export type Query =
+  | { kind: "status"; service: string; env?: string }
+  | { kind: "history"; service: string; env: string }
+  | { kind: "queue"; env?: string };
 
 export type CommandResult =
   | { type: "reply"; card: Card }

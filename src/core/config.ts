@@ -113,7 +113,7 @@ export const configSchema = z
         }
       });
       r.services.forEach((svc, i) => {
-        if (svc !== "*" && !(svc in config.services)) {
+        if (svc !== "*" && !Object.hasOwn(config.services, svc)) {
           ctx.addIssue({
             code: "custom",
             path: ["roles", name, "services", i],

@@ -24,16 +24,15 @@ function createContext(
   registry: CommandRegistry,
   now: number,
 ): CommandContext {
-  const envNames = Object.keys(config.environments);
-  const serviceNames = Object.keys(config.services);
+  // Built per command on the accept path: everything not needed by most commands is computed on demand.
   const service = (name: string): string => {
-    if (!(name in config.services))
-      throw new ShipbotError("usage", describeUnknown("service", name, serviceNames));
+    if (!Object.hasOwn(config.services, name))
+      throw new ShipbotError("usage", describeUnknown("service", name, Object.keys(config.services)));
     return name;
   };
   const env = (name: string): string => {
-    if (!(name in config.environments))
-      throw new ShipbotError("usage", describeUnknown("environment", name, envNames));
+    if (!Object.hasOwn(config.environments, name))
+      throw new ShipbotError("usage", describeUnknown("environment", name, Object.keys(config.environments)));
     return name;
   };
   return {
@@ -54,8 +53,12 @@ function createContext(
       }
       return target;
     },
-    commands: [...registry.values()].map(({ name, summary, usage }) => ({ name, summary, usage })),
-    roles: rolesOf(config, command.user),
+    get commands() {
+      return [...registry.values()].map(({ name, summary, usage }) => ({ name, summary, usage }));
+    },
+    get roles() {
+      return rolesOf(config, command.user);
+    },
   };
 }
 

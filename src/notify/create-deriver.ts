@@ -58,6 +58,12 @@ type DeriverRedis = Redis & {
   shipbotDeriveFinished(...args: Array<string | number>): Promise<string | null>;
 };
 
+/** In a pipeline, script calls queue up and return the pipeline, not a promise. */
+type DeriverPipeline = {
+  shipbotDeriveAdded(...args: Array<string | number>): unknown;
+  shipbotDeriveFinished(...args: Array<string | number>): unknown;
+};
+
 const group = "shipbot-deriver";
 const batch = 500;
 
@@ -115,11 +121,11 @@ export function createDeriver(options: DeriverOptions): Deriver {
       if (!jobId) continue;
       const shared = [keys.job(jobId), keys.bullJob(jobId), keys.audit, keys.cards, jobId];
       if (f.event === "added") {
-        (pipeline as unknown as DeriverRedis).shipbotDeriveAdded(...shared, auditMaxLength, stateTtlMs);
+        (pipeline as unknown as DeriverPipeline).shipbotDeriveAdded(...shared, auditMaxLength, stateTtlMs);
         scripts++;
       } else if (f.event === "completed" || f.event === "failed") {
         const value = f.event === "completed" ? (f.returnvalue ?? "") : (f.failedReason ?? "unknown failure");
-        (pipeline as unknown as DeriverRedis).shipbotDeriveFinished(
+        (pipeline as unknown as DeriverPipeline).shipbotDeriveFinished(
           ...shared,
           f.event,
           value,
@@ -161,7 +167,8 @@ export function createDeriver(options: DeriverOptions): Deriver {
       const ids = await redis.zrevrange(`${keys.bullPrefix}${set}`, 0, 999);
       for (const jobId of ids) {
         const phase = await redis.hget(keys.job(jobId), "phase");
-        if (phase === "succeeded" || phase === "failed" || phase === "cancelled" || phase === "superseded") continue;
+        if (phase === "succeeded" || phase === "failed" || phase === "cancelled" || phase === "superseded")
+          continue;
         const field = set === "completed" ? "returnvalue" : "failedReason";
         const value = await redis.hget(keys.bullJob(jobId), field);
         if (value === null) continue;
@@ -185,10 +192,15 @@ export function createDeriver(options: DeriverOptions): Deriver {
 
   async function readOnce(blockMs: number): Promise<number> {
     // Entries another reader took but never acknowledged (it died) come first.
-    const claimed = (await redis.xautoclaim(keys.opsEvents, group, options.consumer, 30_000, "0", "COUNT", batch)) as [
-      string,
-      Array<[string, string[]] | null>,
-    ];
+    const claimed = (await redis.xautoclaim(
+      keys.opsEvents,
+      group,
+      options.consumer,
+      30_000,
+      "0",
+      "COUNT",
+      batch,
+    )) as [string, Array<[string, string[]] | null>];
     const stale = (claimed[1] ?? []).filter((e): e is [string, string[]] => Array.isArray(e));
     if (stale.length > 0) await apply(stale);
     const reply = (await redis.call(

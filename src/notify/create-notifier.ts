@@ -100,7 +100,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const conversation = state.data.conversation;
     const chat = chats[conversation.platform];
     if (!chat) {
-      log.error({ jobId, platform: conversation.platform }, "no chat adapter for this platform; card not sent");
+      log.error(
+        { jobId, platform: conversation.platform },
+        "no chat adapter for this platform; card not sent",
+      );
       return 0;
     }
     const stored = await redis.get(keys.cardRef(jobId));
@@ -129,7 +132,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
       }
     } catch (error) {
       if (isChatRateLimitedError(error)) {
-        log.info({ jobId, retryAfterMs: error.retryAfterMs, pace: pace?.key }, "chat platform rate limited; waiting");
+        log.info(
+          { jobId, retryAfterMs: error.retryAfterMs, pace: pace?.key },
+          "chat platform rate limited; waiting",
+        );
         if (pace) await clock.hold(pace.key, error.retryAfterMs);
         return error.retryAfterMs;
       }
@@ -144,7 +150,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return Math.min(30_000, 250 * 2 ** count);
     }
     failures.delete(jobId);
-    await redis.set(keys.cardRef(jobId), JSON.stringify({ ref, seq: state.seq } satisfies CardRef), "EX", 7 * 24 * 3600);
+    await redis.set(
+      keys.cardRef(jobId),
+      JSON.stringify({ ref, seq: state.seq } satisfies CardRef),
+      "EX",
+      7 * 24 * 3600,
+    );
     return 0;
   }
 
@@ -164,13 +175,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
     while (!stopped) {
       try {
         const free = concurrency - inFlight.size;
-        const claimed = free > 0 ? await r.shipbotClaimCards(keys.cards, keys.cardsInflight, free, claimMs) : [];
+        const claimed =
+          free > 0 ? await r.shipbotClaimCards(keys.cards, keys.cardsInflight, free, claimMs) : [];
         for (const jobId of claimed) {
           const task = handle(jobId).finally(() => inFlight.delete(task));
           inFlight.add(task);
         }
         if (claimed.length === 0) {
-          await Promise.race([new Promise((resolve) => setTimeout(resolve, options.idleMs ?? 50)), ...inFlight]);
+          await Promise.race([
+            new Promise((resolve) => setTimeout(resolve, options.idleMs ?? 50)),
+            ...inFlight,
+          ]);
         }
       } catch (error) {
         if (stopped) break;

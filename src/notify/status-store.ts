@@ -56,7 +56,14 @@ export function toStateFields(patch: StatePatch): string[] {
   const sets: string[] = [];
   if (patch.position !== undefined) sets.push("position", String(patch.position));
   if (patch.progress) {
-    sets.push("updated", String(patch.progress.updated), "available", String(patch.progress.available), "desired", String(patch.progress.desired));
+    sets.push(
+      "updated",
+      String(patch.progress.updated),
+      "available",
+      String(patch.progress.available),
+      "desired",
+      String(patch.progress.desired),
+    );
   }
   if (patch.fromImage !== undefined) sets.push("fromImage", patch.fromImage);
   if (patch.toImage !== undefined) sets.push("toImage", patch.toImage);
@@ -69,7 +76,8 @@ export function cardDelayFor(phase: JobPhase): number {
   return phase === "progress" ? progressCardDelayMs : 0;
 }
 
-const num = (value: string | undefined): number | undefined => (value === undefined || value === "" ? undefined : Number(value));
+const num = (value: string | undefined): number | undefined =>
+  value === undefined || value === "" ? undefined : Number(value);
 
 /** Builds a JobState from the state hash; undefined while the job has no state or no payload yet. */
 export function fromStateHash(jobId: string, hash: Record<string, string>): JobState | undefined {
@@ -85,7 +93,8 @@ export function fromStateHash(jobId: string, hash: Record<string, string>): JobS
   const position = num(hash.position);
   if (position !== undefined) state.position = position;
   const desired = num(hash.desired);
-  if (desired !== undefined) state.progress = { updated: num(hash.updated) ?? 0, available: num(hash.available) ?? 0, desired };
+  if (desired !== undefined)
+    state.progress = { updated: num(hash.updated) ?? 0, available: num(hash.available) ?? 0, desired };
   if (hash.fromImage) state.fromImage = hash.fromImage;
   if (hash.toImage) state.toImage = hash.toImage;
   const startedAt = num(hash.startedAt);
@@ -102,7 +111,8 @@ export function fromStateHash(jobId: string, hash: Record<string, string>): JobS
  */
 export function createStatusStore(redis: Redis, keys: Keys): StatusStore {
   const r = redis as ScriptRedis;
-  if (typeof r.shipbotEmit !== "function") redis.defineCommand("shipbotEmit", { numberOfKeys: 4, lua: emitScript });
+  if (typeof r.shipbotEmit !== "function")
+    redis.defineCommand("shipbotEmit", { numberOfKeys: 4, lua: emitScript });
 
   return {
     async emit(jobId, patch, clear = []) {

@@ -1,3 +1,5 @@
+import { auditAppendLua } from "../audit/audit-lua.ts";
+
 /**
  * The one Lua function behind every job transition, shared by the scripts that change a job's state
  * (the worker's acquire, progress, and the deriver's queued/finished). It merges the change into the
@@ -8,7 +10,7 @@
  * copied as a string from the BullMQ job hash the first time; `kind`, `service`, `env`, `actor` and
  * `trace` are decoded from it once, for audit entries.
  */
-export const transitionLua = `
+export const transitionLua = `${auditAppendLua}
 local terminal = { succeeded = true, failed = true, cancelled = true, superseded = true }
 
 local function nowMs()
@@ -40,9 +42,9 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
   if #sets > 0 then redis.call('HSET', state, unpack(sets)) end
   if #dels > 0 then redis.call('HDEL', state, unpack(dels)) end
   redis.call('PEXPIRE', state, ttl)
-  redis.call('XADD', audit, 'MAXLEN', '~', auditMax, '*', 'type', 'job.' .. phase, 'at', tostring(now), 'job', jobId,
+  auditAppend(audit, auditMax, { 'type', 'job.' .. phase, 'at', tostring(now), 'job', jobId,
     'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '', 'trace', meta[5] or '',
-    'text', text)
+    'text', text })
   -- LT: an earlier render time wins, so a final state is never pushed back behind coalesced progress.
   redis.call('ZADD', cards, 'LT', now + cardDelay, jobId)
   return seq, meta

@@ -54,7 +54,11 @@ function isConnectionError(error: unknown): boolean {
 export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, log?: Logger): OpsQueue {
   // The event stream is where the deriver learns about new and finished jobs: keep enough of it that a
   // slow or restarting deriver still finds every event (a sweep covers anything trimmed regardless).
-  const queue = new Queue(keys.opsQueue, { connection: redis, prefix: keys.prefix, streams: { events: { maxLen: opsEventsMaxLength } } });
+  const queue = new Queue(keys.opsQueue, {
+    connection: redis,
+    prefix: keys.prefix,
+    streams: { events: { maxLen: opsEventsMaxLength } },
+  });
   queue.on("error", () => undefined);
   const leases = createLeases(redis, keys);
 
@@ -113,12 +117,17 @@ export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, lo
     },
     async cancel(jobId, by) {
       const job = (await queue.getJob(jobId)) as Job<JobData> | undefined;
-      if (!job) throw new ShipbotError("not_found", `no job ${jobId}; it may have finished and been cleaned up`);
+      if (!job)
+        throw new ShipbotError("not_found", `no job ${jobId}; it may have finished and been cleaned up`);
       const outcome = await leases.cancel(toLeaseRequest(jobId, job.data), by);
       if (outcome === "running") {
-        throw new ShipbotError("conflict", `job ${jobId} is already running and cannot be cancelled; roll back once it finishes`);
+        throw new ShipbotError(
+          "conflict",
+          `job ${jobId} is already running and cannot be cancelled; roll back once it finishes`,
+        );
       }
-      if (outcome !== "cancelled") throw new ShipbotError("conflict", `job ${jobId} already ended (${outcome})`);
+      if (outcome !== "cancelled")
+        throw new ShipbotError("conflict", `job ${jobId} already ended (${outcome})`);
       try {
         await job.remove();
         await leases.clearMark(jobId);

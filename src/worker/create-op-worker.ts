@@ -37,7 +37,11 @@ export interface OpOutcome {
   finishedAt: number;
 }
 
-const verbs: Record<JobData["kind"], string> = { deploy: "Rolling out", rollback: "Rolling back", scale: "Scaling" };
+const verbs: Record<JobData["kind"], string> = {
+  deploy: "Rolling out",
+  rollback: "Rolling back",
+  scale: "Scaling",
+};
 
 function progressText(kind: JobData["kind"], p: RolloutProgress): string {
   if (!p.observed) return `${verbs[kind]} · waiting for Kubernetes to pick up the change`;
@@ -71,7 +75,12 @@ async function wake(queue: Queue, jobId: string, log: Logger): Promise<void> {
   }
 }
 
-function execute(executor: ExecutorPort, data: JobData, target: ResolvedTarget, ctx: ExecutionContext): Promise<ExecutionResult> {
+function execute(
+  executor: ExecutorPort,
+  data: JobData,
+  target: ResolvedTarget,
+  ctx: ExecutionContext,
+): Promise<ExecutionResult> {
   const where = { namespace: target.namespace, deployment: target.deployment, container: target.container };
   switch (data.kind) {
     case "deploy":
@@ -96,7 +105,11 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
   const { recheckMs, rolloutTimeoutMs, lockDurationMs } = config.queue;
   const staleMs = recheckMs * 3 + 1_000;
 
-  async function run(job: Job<JobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<OpOutcome> {
+  async function run(
+    job: Job<JobData>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<OpOutcome> {
     const jobId = job.id as string;
     const parsed = jobDataSchema.safeParse(job.data);
     if (!parsed.success) {
@@ -105,12 +118,18 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     }
     const data = parsed.data;
     const target = resolveTarget(config, data.service, data.env);
-    if (!target) throw new UnrecoverableError(`${data.service} is no longer configured in ${data.env}; nothing was done`);
+    if (!target)
+      throw new UnrecoverableError(
+        `${data.service} is no longer configured in ${data.env}; nothing was done`,
+      );
 
     const request: LeaseRequest = toLeaseRequest(jobId, data);
     const lease = await leases.acquire(request, { staleMs, runningText: verbs[data.kind] });
     if (lease.status === "cancelled" || lease.status === "superseded") {
-      const text = lease.status === "cancelled" ? `Cancelled by ${lease.by}` : `Superseded by a newer deploy (${lease.by})`;
+      const text =
+        lease.status === "cancelled"
+          ? `Cancelled by ${lease.by}`
+          : `Superseded by a newer deploy (${lease.by})`;
       return { phase: lease.status, text, finishedAt: Date.now() };
     }
     if (lease.status === "busy") {
@@ -136,7 +155,11 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
                 {
                   phase: "progress",
                   text: progressText(data.kind, progress),
-                  progress: { updated: progress.updated, available: progress.available, desired: progress.desired },
+                  progress: {
+                    updated: progress.updated,
+                    available: progress.available,
+                    desired: progress.desired,
+                  },
                 },
                 ["position"],
               ),
@@ -156,7 +179,10 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     } catch (caught) {
       await progressChain;
       const reason = timeout.aborted
-        ? new ShipbotError("timeout", `gave up following the rollout after ${Math.round(rolloutTimeoutMs / 1000)}s`)
+        ? new ShipbotError(
+            "timeout",
+            `gave up following the rollout after ${Math.round(rolloutTimeoutMs / 1000)}s`,
+          )
         : signal?.aborted
           ? signal.reason
           : caught;
@@ -170,15 +196,19 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     }
   }
 
-  const worker = new Worker<JobData, OpOutcome>(options.keys.opsQueue, (job, token, signal) => run(job, token, signal), {
-    connection: options.connection,
-    prefix: options.keys.prefix,
-    concurrency: options.concurrency ?? config.queue.concurrency,
-    lockDuration: lockDurationMs,
-    stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
-    maxStalledCount: 2,
-    autorun: options.autorun ?? true,
-  });
+  const worker = new Worker<JobData, OpOutcome>(
+    options.keys.opsQueue,
+    (job, token, signal) => run(job, token, signal),
+    {
+      connection: options.connection,
+      prefix: options.keys.prefix,
+      concurrency: options.concurrency ?? config.queue.concurrency,
+      lockDuration: lockDurationMs,
+      stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
+      maxStalledCount: 2,
+      autorun: options.autorun ?? true,
+    },
+  );
   worker.on("error", (error) => log.error({ err: error }, "operations worker error"));
   // A worker that could not renew its lock may already be replaced by another: stop its executor so
   // the two never write to the same target (the fencing token guards the write as well).
