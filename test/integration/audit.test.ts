@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseSince } from "../../src/bin/run-audit.ts";
-import { chatCommand, demoUser, stranger } from "../helpers/example-config.ts";
+import { chatCommand, stranger } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { spawnShipbot, writeConfig } from "../helpers/spawn-shipbot.ts";
 import { redisUrl, startTestRuntime, type TestRuntime } from "../helpers/test-runtime.ts";
