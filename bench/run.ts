@@ -53,7 +53,7 @@ function benchConfig(prefix: string, services: number): Config {
       lockDurationMs: 30_000,
       rolloutTimeoutMs: 60_000,
     },
-    environments: { staging: {} },
+    environments: { staging: { freezes: [] } },
     services: svc,
     roles: {
       deployer: {

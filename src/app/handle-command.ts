@@ -1,17 +1,21 @@
 import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { type Card, createCard } from "../core/card.ts";
 import type { JobSpec, Query } from "../core/command-module.ts";
 import { type Config, resolveTarget } from "../core/config.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
+import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import type { ChatCommand } from "../core/model.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
 import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { StatusStore } from "../notify/status-store.ts";
+import type { Keys } from "../queue/keys.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
+import { applyControl, listHolds } from "./apply-control.ts";
 
 export interface CommandHandlerDeps {
   config: Config;
@@ -21,6 +25,9 @@ export interface CommandHandlerDeps {
   audit: AuditLog;
   executor: ExecutorPort;
   log: Logger;
+  /** For locks and freezes. */
+  redis: Redis;
+  keys: Keys;
   now?: () => number;
 }
 
@@ -95,6 +102,9 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         "info",
         `Queue${query.env ? ` for ${query.env}` : ""}: ${states.length} job(s)`,
       );
+      // Locks and freezes block jobs, so they are part of the queue's story.
+      const holds = await listHolds(deps.redis, deps.keys, now());
+      card.lines.push(...holds.filter((h) => query.env === undefined || h.includes(` ${query.env} `)));
       if (states.length === 0) card.lines.push("Nothing running or waiting.");
       for (const s of states) card.lines.push(`${s.jobId} · ${describeJob(s.data)} · ${s.text}`);
       return card;
@@ -163,9 +173,29 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
             ? `Cancelled ${result.jobId}`
             : `Cancelling ${result.jobId}: it was being picked up; it will not run`;
         reply = { ok: true, card: createCard("success", text), jobIds: [], traceId };
+      } else if (result.type === "control") {
+        const card = await applyControl(result.control, command.user, now(), {
+          redis: deps.redis,
+          keys: deps.keys,
+          config,
+          ops,
+          audit,
+        });
+        return { ok: true, card, jobIds: [], traceId };
       } else if (result.dryRun) {
         reply = { ok: true, card: await previewCard(result.jobs), jobIds: [], traceId };
       } else {
+        // Scheduled freeze windows come from the config: refused here without any I/O. Ad hoc freezes and
+        // locks live in Redis and are checked where the job runs, where a blocked job waits in line.
+        for (const spec of result.jobs) {
+          if (spec.kind === "rollback") continue;
+          const frozen = activeFreeze(config, spec.target.env, now());
+          if (frozen)
+            throw new ShipbotError(
+              "locked",
+              `${describeFreeze(frozen, spec.target.env)}; only rollbacks run`,
+            );
+        }
         // The hot path: one queue write. The job is the durable record of the accepted command; its
         // audit entry ("job.queued") is derived from it off this path.
         const enqueued = await ops.enqueue(result.jobs, command, traceId);

@@ -65,6 +65,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     audit,
     executor: options.executor,
     log,
+    redis,
+    keys,
   });
 
   const closers: Array<() => Promise<unknown>> = [];

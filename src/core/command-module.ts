@@ -22,7 +22,15 @@ export type CommandResult =
   | { type: "reply"; card: Card }
   | { type: "jobs"; jobs: JobSpec[]; dryRun: boolean }
   | { type: "query"; query: Query }
-  | { type: "cancel"; jobId: string };
+  | { type: "cancel"; jobId: string }
+  | { type: "control"; control: Control };
+
+/** Changes to what may run where: locks on targets and ad hoc freezes of environments. */
+export type Control =
+  | { kind: "lock"; service: string; env: string; reason?: string }
+  | { kind: "unlock"; service: string; env: string }
+  | { kind: "freeze"; env: string; until?: number; reason?: string }
+  | { kind: "unfreeze"; env: string };
 
 export interface CommandSummary {
   name: string;
@@ -52,6 +60,8 @@ export interface CommandModule<S extends z.ZodObject = z.ZodObject> {
   usage: string;
   /** Names for the positional words, in order; schema keys. */
   positional: string[];
+  /** The last positional takes the rest of the words (a free-text reason). */
+  rest?: boolean;
   /** Flags this command accepts (schema keys too). */
   flags: string[];
   schema: S;

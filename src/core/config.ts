@@ -6,7 +6,7 @@ import { imageRepositorySchema, kubeLabelName, kubeResourceName, shortName } fro
  * from the environment). The schema lives in core because commands and policy reason about it.
  */
 
-export const permissions = ["read", "deploy", "rollback", "scale", "cancel"] as const;
+export const permissions = ["read", "deploy", "rollback", "scale", "cancel", "lock", "freeze"] as const;
 export type Permission = (typeof permissions)[number];
 
 /** Identities are `<platform>:<immutable id>`, e.g. `slack:U024BE7LH`, `teams:<aad object id>`, `shell:demo`. */
@@ -43,10 +43,41 @@ const service = z.strictObject({
   environments: z.record(shortName, serviceEnvironment),
 });
 
+const weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+const clockTime = z
+  .string()
+  .regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, "must be a time of day as HH:MM (24 hours)");
+
+/** A weekly window in a time zone during which only rollbacks run, e.g. Friday 16:00 to Monday 08:00. */
+const freezeWindow = z
+  .strictObject({
+    name: z.string().min(1).max(60),
+    timezone: z.string().refine(
+      (tz) => {
+        try {
+          new Intl.DateTimeFormat("en-US", { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: "must be an IANA time zone such as Europe/Berlin or UTC" },
+    ),
+    /** Days on which the window starts. */
+    days: z.array(z.enum(weekdays)).min(1),
+    start: clockTime,
+    /** Same day if later than start, otherwise the next day. */
+    end: clockTime,
+    reason: z.string().max(200).optional(),
+  })
+  .refine((w) => w.start !== w.end, { message: "start and end must differ" });
+
 const environment = z.strictObject({
   description: z.string().max(200).optional(),
   /** Position in lists and help; lower first. */
   order: z.int().optional(),
+  /** Recurring freeze windows: deploys and scaling wait, rollbacks run. */
+  freezes: z.array(freezeWindow).default([]),
 });
 
 const role = z.strictObject({

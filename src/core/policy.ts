@@ -22,6 +22,8 @@ export function rolesOf(config: Config, user: ChatUser): string[] {
 
 function covers(list: string[], value: string | undefined): boolean {
   // An action without an environment (e.g. `status api`) is covered by a role for any environment.
+  // "*" (every service) is covered only by a role for every service.
+  if (value === "*") return list.includes("*");
   return value === undefined || list.includes("*") || list.includes(value);
 }
 

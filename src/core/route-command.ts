@@ -83,6 +83,10 @@ export function routeCommand(
     );
   }
 
+  if (module.rest && tokens.positional.length > module.positional.length) {
+    const keep = module.positional.length - 1;
+    tokens.positional = [...tokens.positional.slice(0, keep), tokens.positional.slice(keep).join(" ")];
+  }
   if (tokens.positional.length > module.positional.length) {
     const extra = tokens.positional.slice(module.positional.length).join(" ");
     throw usageError(

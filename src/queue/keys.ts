@@ -27,6 +27,10 @@ export interface Keys {
   cards: string;
   /** Sorted set: cards being rendered, scored by when the claim expires. */
   cardsInflight: string;
+  /** Hash: "<service|*>:<env>" → lock JSON. */
+  locks: string;
+  /** Hash: env → ad hoc freeze JSON. */
+  freezes: string;
   /** BullMQ's event stream of the operations queue, read by the deriver. */
   opsEvents: string;
   audit: string;
@@ -55,6 +59,8 @@ export function createKeys(prefix: string): Keys {
     cards: `${ops}:cards`,
     cardsInflight: `${ops}:cards-inflight`,
     opsEvents: `${ops}:events`,
+    locks: `${ops}:locks`,
+    freezes: `${ops}:freezes`,
     audit: `${ops}:audit`,
     cardRef: (jobId) => `${notify}:card:${jobId}`,
     pace: (key) => `${notify}:pace:${key}`,

@@ -19,8 +19,10 @@ import type { Keys } from "./keys.ts";
  */
 const acquireScript = `${transitionLua}
 local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local locks, freezes = KEYS[10], KEYS[11]
 local jobId, member, score, staleMs, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local runningText, target, auditMax, ttl, bullPrefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local requester, service, env, scheduledFreeze = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 
 local mark = redis.call('HGET', marks, jobId)
 if mark then
@@ -31,6 +33,37 @@ if mark then
 end
 
 local now = nowMs()
+
+-- Guards checked where the job runs: a lock held by someone else, or a freeze (rollbacks pass freezes).
+local blocked = false
+local lock = redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env)
+if lock then
+  local ok, l = pcall(cjson.decode, lock)
+  if ok and type(l) == 'table' and l.byId ~= requester then
+    blocked = target .. ' is locked by ' .. tostring(l.by) .. (l.reason and (': ' .. tostring(l.reason)) or '')
+  end
+end
+if not blocked and kind ~= 'rollback' then
+  local frozen = redis.call('HGET', freezes, env)
+  if frozen then
+    local ok, f = pcall(cjson.decode, frozen)
+    if ok and type(f) == 'table' and (f['until'] == nil or tonumber(f['until']) > now) then
+      blocked = env .. ' is frozen by ' .. tostring(f.by) .. (f.reason and (': ' .. tostring(f.reason)) or '')
+    elseif ok then
+      redis.call('HDEL', freezes, env)
+    end
+  end
+  if not blocked and scheduledFreeze ~= '' then blocked = scheduledFreeze end
+end
+if blocked then
+  -- Blocked jobs stay out of the line so they hold up nobody (the lock holder may still deploy);
+  -- they look again every recheck.
+  redis.call('ZREM', line, member)
+  redis.call('HDEL', seen, jobId)
+  transition(state, bullJob, audit, cards, jobId, 'waiting', 'Waiting · ' .. blocked, now, 0, auditMax, ttl, {}, { 'position' })
+  return {'blocked', blocked, '0'}
+end
+
 local holder = redis.call('GET', lease)
 local holderId = holder and string.match(holder, '^([^|]+)|') or false
 local busy = false
@@ -119,6 +152,7 @@ return 'cancelled'
 
 export type AcquireResult =
   | { status: "acquired"; fence: number }
+  | { status: "blocked"; reason: string; position: number }
   | { status: "busy"; holder: string; position: number; superseded: string[] }
   | { status: "cancelled"; by: string }
   | { status: "superseded"; by: string };
@@ -134,7 +168,10 @@ export interface LeaseRequest {
 
 export interface Leases {
   /** Takes the target (and marks the job running) or joins its line (and marks the job waiting). */
-  acquire(request: LeaseRequest, options: { staleMs: number; runningText: string }): Promise<AcquireResult>;
+  acquire(
+    request: LeaseRequest,
+    options: { staleMs: number; runningText: string; requester: string; scheduledFreeze?: string },
+  ): Promise<AcquireResult>;
   /** "cancelled", or why not: "running" or the final phase the job already reached. */
   cancel(request: LeaseRequest, by: string): Promise<string>;
   mark(jobId: string, mark: string): Promise<void>;
@@ -159,11 +196,11 @@ export function lineScore(request: LeaseRequest): number {
 export function createLeases(redis: Redis, keys: Keys): Leases {
   const r = redis as ScriptRedis;
   if (typeof r.shipbotAcquire !== "function") {
-    redis.defineCommand("shipbotAcquire", { numberOfKeys: 9, lua: acquireScript });
+    redis.defineCommand("shipbotAcquire", { numberOfKeys: 11, lua: acquireScript });
     redis.defineCommand("shipbotCancel", { numberOfKeys: 6, lua: cancelScript });
   }
   return {
-    async acquire(request, { staleMs, runningText }) {
+    async acquire(request, { staleMs, runningText, requester, scheduledFreeze }) {
       const reply = await r.shipbotAcquire(
         keys.lease(request.service, request.env),
         keys.line(request.service, request.env),
@@ -174,6 +211,8 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         keys.bullJob(request.jobId),
         keys.audit,
         keys.cards,
+        keys.locks,
+        keys.freezes,
         request.jobId,
         lineMember(request),
         lineScore(request),
@@ -185,9 +224,14 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         auditMaxLength,
         stateTtlMs,
         keys.bullPrefix,
+        requester,
+        request.service,
+        request.env,
+        scheduledFreeze ?? "",
       );
       const [status, a = "", b = "0", ...rest] = reply;
       if (status === "acquired") return { status, fence: Number(a) };
+      if (status === "blocked") return { status, reason: a, position: Number(b) };
       if (status === "busy") return { status, holder: a, position: Number(b), superseded: rest };
       const [what, by = ""] = a.split("|");
       return what === "cancelled" ? { status: "cancelled", by } : { status: "superseded", by };

@@ -28,6 +28,8 @@ export interface OpsQueue {
   /** Cancels a job that has not started. Returns the job's data for the caller's permission check first. */
   find(jobId: string): Promise<JobData | undefined>;
   cancel(jobId: string, by: string): Promise<"cancelled" | "pending-cancel">;
+  /** Wakes the first job waiting for a target (after an unlock or unfreeze). */
+  wakeLine(service: string, env: string): Promise<void>;
   /** Running and waiting operations, oldest first. */
   list(): Promise<JobState[]>;
   close(): Promise<void>;
@@ -137,6 +139,18 @@ export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, lo
         return "pending-cancel";
       }
       return "cancelled";
+    },
+    async wakeLine(service, env) {
+      const [head] = await redis.zrange(keys.line(service, env), "0", "0");
+      const jobId = head?.split("|")[2];
+      if (!jobId) return;
+      const job = await queue.getJob(jobId);
+      try {
+        await job?.promote();
+      } catch (error) {
+        // Not delayed at this moment: it rechecks by itself.
+        log?.debug({ jobId, err: error }, "job to wake was not delayed");
+      }
     },
     async list() {
       const jobs = (await queue.getJobs(

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type Config, type ResolvedTarget, resolveTarget } from "../core/config.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
+import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import { type JobData, jobDataSchema } from "../core/model.ts";
 import type { ExecutionContext, ExecutionResult, ExecutorPort, RolloutProgress } from "../executors/port.ts";
 import type { StatusStore } from "../notify/status-store.ts";
@@ -124,7 +125,14 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       );
 
     const request: LeaseRequest = toLeaseRequest(jobId, data);
-    const lease = await leases.acquire(request, { staleMs, runningText: verbs[data.kind] });
+    // Scheduled freeze windows are pure config: evaluated here and handed to the script with the rest.
+    const frozen = data.kind === "rollback" ? undefined : activeFreeze(config, data.env, Date.now());
+    const lease = await leases.acquire(request, {
+      staleMs,
+      runningText: verbs[data.kind],
+      requester: data.requestedBy.id,
+      ...(frozen ? { scheduledFreeze: describeFreeze(frozen, data.env) } : {}),
+    });
     if (lease.status === "cancelled" || lease.status === "superseded") {
       const text =
         lease.status === "cancelled"
@@ -132,8 +140,8 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
           : `Superseded by a newer deploy (${lease.by})`;
       return { phase: lease.status, text, finishedAt: Date.now() };
     }
-    if (lease.status === "busy") {
-      for (const victim of lease.superseded) await wake(queue, victim, log);
+    if (lease.status === "busy" || lease.status === "blocked") {
+      if (lease.status === "busy") for (const victim of lease.superseded) await wake(queue, victim, log);
       await job.moveToDelayed(Date.now() + recheckMs, token);
       throw new DelayedError();
     }

@@ -122,7 +122,7 @@ describe("routeCommand", () => {
     for (const name of commandRegistry.keys()) expect(help.card.lines.join("\n")).toContain(`\`${name}`);
     const who = route("whoami").result;
     expect(who.type === "reply" && who.card.lines.join("\n")).toMatch(
-      /Role `deployer`: read, deploy, rollback, scale, cancel on all services in staging/,
+      /Role `deployer`: read, deploy, rollback, scale, cancel, lock on all services in staging/,
     );
   });
 
