@@ -1,6 +1,11 @@
+import type { AuditLog } from "../audit/audit-log.ts";
+import { approvalFor, whyNotApprover } from "../core/approval-policy.ts";
 import { createCard } from "../core/card.ts";
+import type { Config } from "../core/config.ts";
 import { ShipbotError } from "../core/errors.ts";
 import type { ChatUser, Conversation } from "../core/model.ts";
+import type { StatusStore } from "../notify/status-store.ts";
+import type { Approvals } from "../queue/approval-scripts.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
 import type { CommandHandler, CommandReply } from "./handle-command.ts";
 
@@ -15,20 +20,73 @@ export interface ChatAction {
   receivedAt: number;
 }
 
+export interface ActionDeps {
+  config: Config;
+  ops: Pick<OpsQueue, "find" | "enqueueData">;
+  status: Pick<StatusStore, "read">;
+  approvals: Approvals;
+  audit: AuditLog;
+}
+
 const jobIdPattern = /^j[0-9a-z]{6,20}$/;
 
+function answer(
+  ok: boolean,
+  message: string,
+  code: "usage" | "forbidden" | "conflict" = "usage",
+): CommandReply {
+  const card = createCard(ok ? "success" : code === "forbidden" ? "warning" : "failure", message);
+  return ok
+    ? { ok, card, jobIds: [], traceId: "" }
+    : { ok, card, jobIds: [], error: new ShipbotError(code, message), traceId: "" };
+}
+
 /**
- * Buttons are shortcuts for commands: a click becomes the command it stands for and goes through the
- * same parsing and permission checks as if the person had typed it.
+ * Buttons are shortcuts: Cancel and Roll back become the commands they stand for and go through the
+ * same parsing and permission checks as typed text. Approve and Reject are decided here, re-authorized
+ * against the current configuration from the click's user id, never from what the button carries.
  */
-export function createActionHandler(handle: CommandHandler, ops: Pick<OpsQueue, "find">) {
+export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
+  async function decide(action: ChatAction, decision: "approve" | "reject"): Promise<CommandReply> {
+    const state = await deps.status.read(action.value);
+    if (!state) return answer(false, "that approval request no longer exists");
+    const data = state.data;
+    const policy = approvalFor(deps.config, data.env, data.kind);
+    if (!policy)
+      return answer(
+        false,
+        `${data.service} in ${data.env} no longer needs approval; nothing to decide`,
+        "conflict",
+      );
+    const why = whyNotApprover(deps.config, policy, action.user, data.requestedBy.id);
+    if (why) {
+      await deps.audit.append("approval.denied", { actor: action.user.id, job: action.value, reason: why });
+      return answer(false, `not allowed: ${why}`, "forbidden");
+    }
+    const result = await deps.approvals.decide(action.value, action.user, decision);
+    switch (result.outcome) {
+      case "approved":
+        await deps.ops.enqueueData(action.value, data);
+        await deps.approvals.forget(action.value);
+        return answer(true, `Approved by ${result.names}: ${action.value} is queued`);
+      case "counted":
+        return answer(true, `Your approval counts: ${result.count} of ${result.need}`);
+      case "duplicate":
+        return answer(false, "you already approved this request; it needs someone else", "conflict");
+      case "rejected":
+        return answer(true, `Rejected ${action.value}; nothing will run`);
+      case "expired":
+        return answer(false, "this request expired before anyone decided; nothing ran", "conflict");
+      case "open":
+        return answer(false, "nothing was decided", "conflict");
+      case "closed":
+        return answer(false, `this request is already ${result.phase}; nothing changed`, "conflict");
+    }
+  }
+
   return async function handleAction(action: ChatAction): Promise<CommandReply> {
-    const refuse = (message: string): CommandReply => {
-      const error = new ShipbotError("usage", message);
-      return { ok: false, card: createCard("failure", message), jobIds: [], error, traceId: "" };
-    };
     if (!jobIdPattern.test(action.value))
-      return refuse("that button no longer refers to a job shipbot knows");
+      return answer(false, "that button no longer refers to a job shipbot knows");
     // The same button on the same card means the same operation, whoever clicks and however often:
     // the command id derives from the button, so double clicks and parallel clicks make one job.
     const base = {
@@ -38,15 +96,19 @@ export function createActionHandler(handle: CommandHandler, ops: Pick<OpsQueue, 
       receivedAt: action.receivedAt,
     };
     switch (action.action) {
+      case "approve":
+      case "reject":
+        return decide(action, action.action);
       case "cancel":
         return handle({ ...base, text: `cancel ${action.value}` });
       case "rollback": {
-        const data = await ops.find(action.value);
-        if (!data) return refuse(`job ${action.value} is no longer known; use /rollback <service> <env>`);
+        const data = await deps.ops.find(action.value);
+        if (!data)
+          return answer(false, `job ${action.value} is no longer known; use /rollback <service> <env>`);
         return handle({ ...base, text: `rollback ${data.service} ${data.env}` });
       }
       default:
-        return refuse(`unknown action \`${action.action.slice(0, 40)}\``);
+        return answer(false, `unknown action \`${action.action.slice(0, 40)}\``);
     }
   };
 }

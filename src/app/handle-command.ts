@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.ts";
+import { approvalFor, describeApproval } from "../core/approval-policy.ts";
 import { type Card, createCard } from "../core/card.ts";
 import type { JobSpec, Query } from "../core/command-module.ts";
 import { type Config, resolveTarget } from "../core/config.ts";
@@ -13,8 +14,10 @@ import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { StatusStore } from "../notify/status-store.ts";
+import type { Approvals } from "../queue/approval-scripts.ts";
+import { createJobId } from "../queue/job-id.ts";
 import type { Keys } from "../queue/keys.ts";
-import type { OpsQueue } from "../queue/ops-queue.ts";
+import { type OpsQueue, toJobData } from "../queue/ops-queue.ts";
 import { applyControl, listHolds } from "./apply-control.ts";
 
 export interface CommandHandlerDeps {
@@ -28,6 +31,7 @@ export interface CommandHandlerDeps {
   /** For locks and freezes. */
   redis: Redis;
   keys: Keys;
+  approvals: Approvals;
   now?: () => number;
 }
 
@@ -195,6 +199,35 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
               "locked",
               `${describeFreeze(frozen, spec.target.env)}; only rollbacks run`,
             );
+        }
+        // Operations that need approval become requests with Approve/Reject on their card; the rest
+        // are queued now. Ids keep the command's index either way, so a redelivery maps to the same.
+        const needsApproval = result.jobs.map((spec) => approvalFor(config, spec.target.env, spec.kind));
+        if (needsApproval.some((p) => p !== undefined)) {
+          const jobIds: string[] = [];
+          for (const [index, spec] of result.jobs.entries()) {
+            const jobId = createJobId(command.conversation.platform, command.id, index);
+            const data = toJobData(spec, command, traceId);
+            const policy = needsApproval[index];
+            if (policy) {
+              const expiresAt = now() + policy.expiresAfterMinutes * 60_000;
+              await deps.approvals.request({
+                jobId,
+                data: JSON.stringify(data),
+                need: policy.required,
+                expiresAt,
+                text: describeApproval(policy, command.user.name, expiresAt),
+                requester: command.user.id,
+                kind: spec.kind,
+                service: spec.target.service,
+                env: spec.target.env,
+              });
+            } else {
+              await ops.enqueueData(jobId, data);
+            }
+            jobIds.push(jobId);
+          }
+          return { ok: true, jobIds, traceId };
         }
         // The hot path: one queue write. The job is the durable record of the accepted command; its
         // audit entry ("job.queued") is derived from it off this path.

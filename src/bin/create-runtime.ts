@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { commandRegistry } from "../../commands/index.ts";
 import { type ChatAction, createActionHandler } from "../app/handle-action.ts";
 import { type CommandHandler, type CommandReply, createCommandHandler } from "../app/handle-command.ts";
+import { startApprovalSweeper } from "../app/sweep-approvals.ts";
 import { type AuditLog, createAuditLog } from "../audit/audit-log.ts";
 import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
@@ -13,6 +14,7 @@ import type { ChatPorts } from "../notify/chat-port.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
 import { createNotifier } from "../notify/create-notifier.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
+import { createApprovals } from "../queue/approval-scripts.ts";
 import { createKeys, type Keys } from "../queue/keys.ts";
 import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
 import { checkEvictionPolicy, createRedis, waitForReady } from "../queue/redis.ts";
@@ -57,6 +59,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const status = createStatusStore(redis, keys);
   const audit = createAuditLog(redis, keys);
   const ops = createOpsQueue(redis, keys, status, log);
+  const approvals = createApprovals(redis, keys);
   const handle = createCommandHandler({
     config,
     registry: commandRegistry,
@@ -67,6 +70,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     log,
     redis,
     keys,
+    approvals,
   });
 
   const closers: Array<() => Promise<unknown>> = [];
@@ -103,9 +107,16 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         chats: options.chats,
         log,
       });
+      const sweeper = startApprovalSweeper({
+        approvals: createApprovals(workerRedis, keys),
+        ops: workerOps,
+        status: workerStatus,
+        log,
+      });
       closers.push(
         () => notifier.close(),
         () => deriver.close(),
+        () => sweeper.close(),
       );
     }
     closers.push(
@@ -128,7 +139,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     keys,
     redis,
     handle,
-    handleAction: createActionHandler(handle, ops),
+    handleAction: createActionHandler(handle, { config, ops, status, approvals, audit }),
     ops,
     status,
     audit,

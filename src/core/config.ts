@@ -72,8 +72,27 @@ const freezeWindow = z
   })
   .refine((w) => w.start !== w.end, { message: "start and end must differ" });
 
+/** Who must agree before an operation runs in an environment. */
+const approvalPolicy = z.strictObject({
+  /** How many distinct people must approve (0: no approval). */
+  required: z.int().min(0).max(10).default(0),
+  /** Roles whose holders may approve. */
+  from: z.array(shortName).default([]),
+  /** The requester's own approval never counts. */
+  forbidRequester: z.boolean().default(true),
+  /** An undecided request expires (nothing runs) after this long. */
+  expiresAfterMinutes: z
+    .int()
+    .min(1)
+    .max(7 * 24 * 60)
+    .default(30),
+  /** Rollbacks are how incidents end: by default they skip approval. */
+  rollbacks: z.enum(["skip", "require"]).default("skip"),
+});
+
 const environment = z.strictObject({
   description: z.string().max(200).optional(),
+  approval: approvalPolicy.optional(),
   /** Position in lists and help; lower first. */
   order: z.int().optional(),
   /** Recurring freeze windows: deploys and scaling wait, rollbacks run. */
@@ -133,6 +152,26 @@ export const configSchema = z
         }
       }
     }
+    for (const [name, env] of Object.entries(config.environments)) {
+      const policy = env.approval;
+      if (!policy) continue;
+      policy.from.forEach((roleName, i) => {
+        if (!Object.hasOwn(config.roles, roleName)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["environments", name, "approval", "from", i],
+            message: `role "${roleName}" is not declared under roles`,
+          });
+        }
+      });
+      if (policy.required > 0 && policy.from.length === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["environments", name, "approval", "from"],
+          message: "name the roles whose holders may approve",
+        });
+      }
+    }
     for (const [name, r] of Object.entries(config.roles)) {
       r.environments.forEach((env, i) => {
         if (env !== "*" && !envs.has(env)) {
@@ -158,6 +197,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type ServiceConfig = Config["services"][string];
 export type RoleConfig = Config["roles"][string];
+export type ApprovalPolicy = z.infer<typeof approvalPolicy>;
 
 /** Where one service runs in one environment, with defaults filled in. */
 export interface ResolvedTarget {

@@ -61,6 +61,8 @@ export const jobDataSchema = z.strictObject({
 export type JobData = z.infer<typeof jobDataSchema>;
 
 export const jobPhases = [
+  "pending-approval",
+  "approved",
   "queued",
   "waiting",
   "running",
@@ -95,6 +97,8 @@ export interface JobState {
   toImage?: string;
   startedAt?: number;
   finishedAt?: number;
+  /** Names of the people who approved, once any did. */
+  approvedBy?: string;
   updatedAt: number;
 }
 

@@ -2,6 +2,8 @@ import { type Card, type CardTone, createCard } from "./card.ts";
 import type { JobData, JobPhase, JobState } from "./model.ts";
 
 const tones: Record<JobPhase, CardTone> = {
+  "pending-approval": "pending",
+  approved: "pending",
   queued: "pending",
   waiting: "pending",
   running: "running",
@@ -13,6 +15,8 @@ const tones: Record<JobPhase, CardTone> = {
 };
 
 const icons: Record<JobPhase, string> = {
+  "pending-approval": "✋",
+  approved: "👍",
   queued: "⏳",
   waiting: "⏳",
   running: "▶",
@@ -52,6 +56,11 @@ export function renderJobCard(state: JobState): Card {
   }
   if (state.startedAt !== undefined && state.finishedAt !== undefined) {
     card.fields.push({ label: "Took", value: formatDuration(state.finishedAt - state.startedAt) });
+  }
+  if (state.approvedBy) card.fields.push({ label: "Approved by", value: state.approvedBy });
+  if (state.phase === "pending-approval") {
+    card.actions.push({ id: "approve", label: "Approve", value: state.jobId, style: "primary" });
+    card.actions.push({ id: "reject", label: "Reject", value: state.jobId, style: "danger" });
   }
   if (state.phase === "queued" || state.phase === "waiting") {
     card.actions.push({ id: "cancel", label: "Cancel", value: state.jobId, style: "danger" });

@@ -101,6 +101,7 @@ export function fromStateHash(jobId: string, hash: Record<string, string>): JobS
   if (startedAt !== undefined) state.startedAt = startedAt;
   const finishedAt = num(hash.finishedAt);
   if (finishedAt !== undefined) state.finishedAt = finishedAt;
+  if (hash.approvedBy) state.approvedBy = hash.approvedBy;
   return state;
 }
 

@@ -22,11 +22,11 @@ end
 local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels)
   local cur = redis.call('HGET', state, 'phase')
   if cur and terminal[cur] then return 0 end
-  if phase == 'queued' and cur then return 0 end
+  if phase == 'queued' and cur and cur ~= 'approved' then return 0 end
   if cur == phase and redis.call('HGET', state, 'text') == text then return 0 end
   local meta = redis.call('HMGET', state, 'kind', 'service', 'env', 'actor', 'trace', 'by')
   if not meta[1] then
-    local raw = redis.call('HGET', bullJob, 'data')
+    local raw = redis.call('HGET', state, 'data') or redis.call('HGET', bullJob, 'data')
     if raw then
       redis.call('HSET', state, 'data', raw)
       local ok, d = pcall(cjson.decode, raw)

@@ -31,6 +31,10 @@ export interface Keys {
   locks: string;
   /** Hash: env → ad hoc freeze JSON. */
   freezes: string;
+  /** Sorted set: approval requests by when they expire (or when an approved one must be queued). */
+  approvals: string;
+  /** String: the approval request pending for a target, so a newer request voids it. */
+  pendingApproval(service: string, env: string): string;
   /** BullMQ's event stream of the operations queue, read by the deriver. */
   opsEvents: string;
   audit: string;
@@ -60,6 +64,8 @@ export function createKeys(prefix: string): Keys {
     cardsInflight: `${ops}:cards-inflight`,
     opsEvents: `${ops}:events`,
     locks: `${ops}:locks`,
+    approvals: `${ops}:approvals`,
+    pendingApproval: (service, env) => `${ops}:pending-approval:${service}:${env}`,
     freezes: `${ops}:freezes`,
     audit: `${ops}:audit`,
     cardRef: (jobId) => `${notify}:card:${jobId}`,

@@ -25,6 +25,8 @@ export interface OpsQueue {
   queue: Queue;
   leases: Leases;
   enqueue(specs: JobSpec[], command: ChatCommand, traceId: string): Promise<Enqueued[]>;
+  /** Queues a job whose id and payload already exist (an approved request). Idempotent by id. */
+  enqueueData(jobId: string, data: JobData): Promise<void>;
   /** Cancels a job that has not started. Returns the job's data for the caller's permission check first. */
   find(jobId: string): Promise<JobData | undefined>;
   cancel(jobId: string, by: string): Promise<"cancelled" | "pending-cancel">;
@@ -53,6 +55,45 @@ function isConnectionError(error: unknown): boolean {
   );
 }
 
+/** The job payload for each spec: what the worker needs, no secrets, no blobs. */
+export function toJobData(spec: JobSpec, command: ChatCommand, traceId: string): JobData {
+  return {
+    kind: spec.kind,
+    service: spec.target.service,
+    env: spec.target.env,
+    ...(spec.version === undefined ? {} : { version: spec.version }),
+    ...(spec.revision === undefined ? {} : { revision: spec.revision }),
+    ...(spec.replicas === undefined ? {} : { replicas: spec.replicas }),
+    requestedBy: { id: command.user.id, name: command.user.name },
+    conversation: command.conversation,
+    commandId: command.id,
+    requestedAt: command.receivedAt,
+    traceId,
+  };
+}
+
+function toJob(jobId: string, data: JobData) {
+  return {
+    name: `k8s.${data.kind}`,
+    data,
+    opts: {
+      jobId,
+      priority: jobPriority[data.kind],
+      attempts: opAttempts,
+      backoff: { type: "exponential", delay: 2_000 },
+      // Completed jobs are kept a day so that a redelivered chat event still finds its job.
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    },
+  };
+}
+
+function toJobs(specs: JobSpec[], command: ChatCommand, traceId: string) {
+  return specs.map((spec, index) =>
+    toJob(createJobId(command.conversation.platform, command.id, index), toJobData(spec, command, traceId)),
+  );
+}
+
 export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, log?: Logger): OpsQueue {
   // The event stream is where the deriver learns about new and finished jobs: keep enough of it that a
   // slow or restarting deriver still finds every event (a sweep covers anything trimmed regardless).
@@ -68,35 +109,7 @@ export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, lo
     queue,
     leases,
     async enqueue(specs, command, traceId) {
-      const jobs = specs.map((spec, index) => {
-        const data: JobData = {
-          kind: spec.kind,
-          service: spec.target.service,
-          env: spec.target.env,
-          ...(spec.version === undefined ? {} : { version: spec.version }),
-          ...(spec.revision === undefined ? {} : { revision: spec.revision }),
-          ...(spec.replicas === undefined ? {} : { replicas: spec.replicas }),
-          requestedBy: { id: command.user.id, name: command.user.name },
-          conversation: command.conversation,
-          commandId: command.id,
-          requestedAt: command.receivedAt,
-          traceId,
-        };
-        const jobId = createJobId(command.conversation.platform, command.id, index);
-        return {
-          name: `k8s.${spec.kind}`,
-          data,
-          opts: {
-            jobId,
-            priority: jobPriority[spec.kind],
-            attempts: opAttempts,
-            backoff: { type: "exponential", delay: 2_000 },
-            // Completed jobs are kept a day so that a redelivered chat event still finds its job.
-            removeOnComplete: { age: 24 * 3600, count: 10_000 },
-            removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
-          },
-        };
-      });
+      const jobs = toJobs(specs, command, traceId);
       // Refuse at once while disconnected: BullMQ would otherwise wait for the connection, and a
       // person would get silence instead of "nothing was done".
       if (redis.status !== "ready")
@@ -112,6 +125,10 @@ export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, lo
       // history are derived from BullMQ's "added" event, off this path.
       const enqueued = jobs.map((j) => ({ jobId: j.opts.jobId, data: j.data }));
       return enqueued;
+    },
+    async enqueueData(jobId, data) {
+      const job = toJob(jobId, data);
+      await queue.add(job.name, job.data, job.opts);
     },
     async find(jobId) {
       const job = (await queue.getJob(jobId)) as Job<JobData> | undefined;

@@ -1,0 +1,54 @@
+import type { Logger } from "pino";
+import type { StatusStore } from "../notify/status-store.ts";
+import type { Approvals } from "../queue/approval-scripts.ts";
+import type { OpsQueue } from "../queue/ops-queue.ts";
+
+/**
+ * Ends requests nobody decided in time (their cards say so), and queues approved requests whose approver's
+ * process died between the decision and the queue write. Runs in every notifier process; each step is
+ * idempotent, so two processes sweeping at once do no harm.
+ */
+export function startApprovalSweeper(deps: {
+  approvals: Approvals;
+  ops: Pick<OpsQueue, "enqueueData">;
+  status: Pick<StatusStore, "read">;
+  log: Logger;
+  everyMs?: number;
+}): { close(): Promise<void> } {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const sweep = async (): Promise<void> => {
+    for (const jobId of await deps.approvals.due(Date.now())) {
+      const state = await deps.status.read(jobId);
+      if (state?.phase === "pending-approval") {
+        await deps.approvals.decide(jobId, { id: "shipbot", name: "shipbot" }, "expire");
+      } else if (state?.phase === "approved") {
+        await deps.ops.enqueueData(jobId, state.data);
+        await deps.approvals.forget(jobId);
+      } else {
+        await deps.approvals.forget(jobId);
+      }
+    }
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      await sweep().catch((error: unknown) =>
+        deps.log.warn({ err: error }, "approval sweep failed; will retry"),
+      );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deps.everyMs ?? 1_000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  })();
+  return {
+    async close() {
+      stopped = true;
+      wake?.();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { ChatUser } from "../../src/core/model.ts";
+import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { startTestRuntime, type TestRuntime } from "../helpers/test-runtime.ts";
+
+let t: TestRuntime | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+const sre = (n: number): ChatUser => ({
+  id: `slack:U0SRE0000${n}`,
+  name: `sre-${n}`,
+  groups: ["slack:S0SRE"],
+});
+
+async function start() {
+  const gated = createGatedExecutor();
+  t = await startTestRuntime({ executor: gated.executor });
+  return { gated, t };
+}
+
+function click(runtime: TestRuntime, user: ChatUser, action: "approve" | "reject", jobId: string) {
+  return runtime.runtime.handleAction({
+    id: `click-${Math.random()}`,
+    user,
+    conversation: { platform: "shell", channel: "test" },
+    action,
+    value: jobId,
+    receivedAt: Date.now(),
+  });
+}
+
+async function request(
+  runtime: TestRuntime,
+  text = "/deploy api production v2",
+  user = sre(1),
+): Promise<string> {
+  const reply = await runtime.runtime.handle(chatCommand(text, user));
+  expect(reply.error?.message).toBeUndefined();
+  return reply.jobIds[0] as string;
+}
+
+describe("approvals (production needs two approvals from sre, not the requester)", () => {
+  it("runs the deploy once, after two different eligible people approve", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    const pending = await t.waitForPhase(jobId, ["pending-approval"]);
+    expect(pending.text).toMatch(/^Needs 2 approvals from sre \(not sre-1\) · expires \d{2}:\d{2} UTC$/);
+
+    expect((await click(t, sre(1), "approve", jobId)).card?.title).toBe(
+      "not allowed: you asked for this change; someone else must approve it",
+    );
+    expect((await click(t, demoUser, "approve", jobId)).card?.title).toBe(
+      "not allowed: approving needs role `sre`; you hold `deployer`, `viewer`",
+    );
+    expect((await click(t, sre(2), "approve", jobId)).card?.title).toBe("Your approval counts: 1 of 2");
+    expect((await click(t, sre(2), "approve", jobId)).card?.title).toBe(
+      "you already approved this request; it needs someone else",
+    );
+    expect((await t.runtime.status.read(jobId))?.text).toBe("Approved by sre-2 · 1 of 2 · waiting for more");
+    expect(gated.calls).toHaveLength(0);
+
+    expect((await click(t, sre(3), "approve", jobId)).card?.title).toBe(
+      `Approved by sre-2, sre-3: ${jobId} is queued`,
+    );
+    const [call] = await gated.started(1);
+    expect(call?.arg).toBe("ghcr.io/acme/api:v2");
+    call?.finish();
+    const done = await t.waitForPhase(jobId, ["succeeded"]);
+    expect(done.approvedBy).toBe("sre-2, sre-3");
+    expect((await click(t, sre(4), "approve", jobId)).card?.title).toBe(
+      "this request is already succeeded; nothing changed",
+    );
+    expect(gated.calls).toHaveLength(1);
+  });
+
+  it("counts two approvals that race once each, and queues the job exactly once", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    const replies = await Promise.all([
+      click(t, sre(2), "approve", jobId),
+      click(t, sre(3), "approve", jobId),
+    ]);
+    const titles = replies.map((r) => r.card?.title ?? "");
+    expect(titles.filter((title) => title.startsWith("Approved by")).length).toBe(1);
+    expect(titles.filter((title) => title === "Your approval counts: 1 of 2").length).toBe(1);
+    const [call] = await gated.started(1);
+    call?.finish();
+    await t.waitForPhase(jobId, ["succeeded"]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gated.calls).toHaveLength(1);
+  });
+
+  it("ends at the first rejection; later approvals change nothing", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    expect((await click(t, sre(2), "reject", jobId)).card?.title).toBe(`Rejected ${jobId}; nothing will run`);
+    expect((await t.waitForPhase(jobId, ["cancelled"])).text).toBe("Rejected by sre-2; nothing ran");
+    expect((await click(t, sre(3), "approve", jobId)).card?.title).toBe(
+      "this request is already cancelled; nothing changed",
+    );
+    expect(gated.calls).toHaveLength(0);
+  });
+
+  it("expires an undecided request: its card says so and nothing runs", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    // Let the deadline pass without waiting half an hour.
+    const past = Date.now() - 1;
+    await t.runtime.redis.hset(t.runtime.keys.job(jobId), "expiresAt", String(past));
+    await t.runtime.redis.zadd(t.runtime.keys.approvals, past, jobId);
+    const expired = await t.waitForPhase(jobId, ["cancelled"], 10_000);
+    expect(expired.text).toBe("Expired: nobody decided in time; nothing ran");
+    expect((await click(t, sre(2), "approve", jobId)).card?.title).toBe(
+      "this request is already cancelled; nothing changed",
+    );
+    expect(gated.calls).toHaveLength(0);
+  });
+
+  it("voids the approvals of an older request when a newer change to the same target is requested", async () => {
+    const { t } = await start();
+    const older = await request(t, "/deploy api production v2");
+    await t.waitForPhase(older, ["pending-approval"]);
+    await click(t, sre(2), "approve", older);
+    const newer = await request(t, "/deploy api production v3");
+    expect((await t.waitForPhase(older, ["superseded"])).text).toBe(
+      `Superseded by a newer request (${newer}); its approvals no longer count`,
+    );
+    const fresh = await t.waitForPhase(newer, ["pending-approval"]);
+    expect(fresh.approvedBy).toBeUndefined();
+    expect((await click(t, sre(3), "approve", older)).card?.title).toBe(
+      "this request is already superseded; nothing changed",
+    );
+  });
+
+  it("lets rollbacks skip approval, and staging needs none", async () => {
+    const { gated, t } = await start();
+    const rollback = await request(t, "/rollback api production");
+    const staging = await request(t, "/deploy api staging v5", demoUser);
+    await gated.started(2);
+    for (const call of gated.calls) call.finish();
+    await t.waitForPhase(rollback, ["succeeded"]);
+    await t.waitForPhase(staging, ["succeeded"]);
+  });
+});
