@@ -17,6 +17,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# promtool and Chromium for the metrics and dashboard tests.
+bash "$(dirname "$0")/install-test-tools.sh"
+
 redis_url="${REDIS_URL:-redis://127.0.0.1:6379}"
 if ! redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
   echo "test-setup: no Redis answers at $redis_url; start one (redis-server --port 6379) or set REDIS_URL" >&2

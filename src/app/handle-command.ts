@@ -14,6 +14,7 @@ import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { StatusStore } from "../notify/status-store.ts";
+import { type Metrics, toCommandWord } from "../observability/metrics.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
 import { createJobId } from "../queue/job-id.ts";
 import type { Keys } from "../queue/keys.ts";
@@ -33,6 +34,8 @@ export interface CommandHandlerDeps {
   keys: Keys;
   approvals: Approvals;
   now?: () => number;
+  /** Counts each command by name and outcome (in process memory; no I/O). */
+  metrics?: Pick<Metrics, "countCommand">;
 }
 
 export interface CommandReply {
@@ -153,8 +156,10 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       trace: traceId,
     };
     const context = { trace: traceId, user: command.user.id, platform: command.conversation.platform };
+    let name: string | undefined;
     try {
       const routed = routeCommand(command, config, registry, now());
+      name = routed.name;
       const result = routed.result;
       let reply: CommandReply;
       if (result.type === "reply") {
@@ -185,6 +190,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
           ops,
           audit,
         });
+        deps.metrics?.countCommand(routed.name, "answered");
         return { ok: true, card, jobIds: [], traceId };
       } else if (result.dryRun) {
         reply = { ok: true, card: await previewCard(result.jobs), jobIds: [], traceId };
@@ -234,14 +240,20 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         const enqueued = await ops.enqueue(result.jobs, command, traceId);
         if (log.isLevelEnabled("debug"))
           log.debug({ ...context, jobs: enqueued.map((e) => e.jobId) }, "command accepted");
+        deps.metrics?.countCommand(routed.name, "accepted");
         return { ok: true, jobIds: enqueued.map((e) => e.jobId), traceId };
       }
       await audit
         .append("command.answered", { ...base, name: routed.name })
         .catch((error: unknown) => log.warn({ ...context, err: error }, "audit write failed"));
+      deps.metrics?.countCommand(routed.name, "answered");
       return reply;
     } catch (caught) {
       const error = toShipbotError(caught);
+      deps.metrics?.countCommand(
+        name ?? toCommandWord(command.text),
+        error.code === "forbidden" ? "denied" : error.code === "internal" ? "failed" : "refused",
+      );
       if (error.code === "internal") log.error({ ...context, err: caught }, "command failed");
       else log.info({ ...context, code: error.code, reason: error.message }, "command refused");
       await audit

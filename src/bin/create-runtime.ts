@@ -14,6 +14,12 @@ import type { ChatPorts } from "../notify/chat-port.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
 import { createNotifier } from "../notify/create-notifier.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
+import {
+  countRedisErrors,
+  instrumentChatPorts,
+  type Metrics,
+  observeOpWorker,
+} from "../observability/metrics.ts";
 import { createApprovals } from "../queue/approval-scripts.ts";
 import { createKeys, type Keys } from "../queue/keys.ts";
 import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
@@ -31,6 +37,8 @@ export interface RuntimeOptions {
   work: boolean;
   notify: boolean;
   concurrency?: number;
+  /** Where this process counts commands, jobs, chat calls and Redis errors (see docs/metrics.md). */
+  metrics?: Metrics;
 }
 
 export interface Runtime {
@@ -56,6 +64,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The accept path fails fast so a person hears "queue unavailable" at once; workers wait for Redis.
   const redis = createRedis({ url: options.redisUrl, role: "producer" });
   redis.on("error", (error) => log.warn({ err: error }, "redis connection problem"));
+  const { metrics } = options;
+  if (metrics) countRedisErrors(redis, metrics, "producer");
   const status = createStatusStore(redis, keys);
   const audit = createAuditLog(redis, keys);
   const ops = createOpsQueue(redis, keys, status, log);
@@ -71,6 +81,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     redis,
     keys,
     approvals,
+    ...(metrics ? { metrics } : {}),
   });
 
   const closers: Array<() => Promise<unknown>> = [];
@@ -78,6 +89,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (options.work || options.notify) {
     const workerRedis = createRedis({ url: options.redisUrl, role: "worker" });
     workerRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker)"));
+    if (metrics) countRedisErrors(workerRedis, metrics, "worker");
     const workerStatus = createStatusStore(workerRedis, keys);
     const workerOps = createOpsQueue(workerRedis, keys, workerStatus, log);
     if (options.work) {
@@ -91,7 +103,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         queue: workerOps.queue,
         log,
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        ...(metrics ? { metrics } : {}),
       });
+      if (metrics) observeOpWorker(worker as unknown as Worker, metrics);
       workers.push(worker as unknown as Worker);
       closers.push(() => worker.close());
     }
@@ -99,12 +113,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
       const deriverRedis = workerRedis.duplicate();
       deriverRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (deriver)"));
+      if (metrics) countRedisErrors(deriverRedis, metrics, "deriver");
       const deriver = createDeriver({ redis: deriverRedis, keys, queue: workerOps.queue, log, consumer });
       const notifier = createNotifier({
         redis: workerRedis,
         keys,
         status: workerStatus,
-        chats: options.chats,
+        chats: metrics ? instrumentChatPorts(options.chats, metrics) : options.chats,
         log,
       });
       const sweeper = startApprovalSweeper({

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { once } from "node:events";
+import { commandRegistry } from "../../commands/index.ts";
 import { createShellChat } from "../adapters/shell/create-shell-chat.ts";
 import { runShell } from "../adapters/shell/run-shell.ts";
 import {
@@ -12,8 +13,12 @@ import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { readSettings, SettingsError } from "../config/settings.ts";
 import { isShipbotError } from "../core/errors.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../executors/kubernetes/index.ts";
+import { createDashboardRoute } from "../http/create-dashboard-route.ts";
 import { createHttpServer } from "../http/create-http-server.ts";
+import { createMetricsRoute } from "../http/create-metrics-route.ts";
+import { collectQueueMetrics, toQueueTargets } from "../observability/collect-queue-metrics.ts";
 import { createLogger } from "../observability/create-logger.ts";
+import { createMetrics, timeAcks } from "../observability/metrics.ts";
 import { createRuntime, type Runtime } from "./create-runtime.ts";
 import { runAudit } from "./run-audit.ts";
 import { runDemo } from "./run-demo.ts";
@@ -141,6 +146,7 @@ async function main(argv: string[]): Promise<number> {
           }),
         )
       : undefined);
+  const metrics = createMetrics({ commandNames: commandRegistry.keys() });
   runtime = await createRuntime({
     config,
     redisUrl: settings.redisUrl,
@@ -150,8 +156,23 @@ async function main(argv: string[]): Promise<number> {
     accept,
     work: command !== "serve" && !flags.has("--no-jobs"),
     notify,
+    metrics,
   });
   const live = runtime;
+  collectQueueMetrics({
+    registry: metrics.registry,
+    queue: live.ops.queue,
+    redis: live.redis,
+    keys: live.keys,
+    targets: toQueueTargets(config),
+    log,
+  });
+  const dashboard = settings.dashboard
+    ? createDashboardRoute({
+        queues: [{ queue: live.ops.queue, displayName: "operations" }],
+        auth: settings.dashboard,
+      })
+    : undefined;
   await slackIn?.start();
   const server = createHttpServer({
     log,
@@ -164,7 +185,11 @@ async function main(argv: string[]): Promise<number> {
       }
       return { ok: reasons.length === 0, reasons };
     },
-    routes: { ...slackIn?.routes },
+    routes: {
+      ...(slackIn ? timeAcks(slackIn.routes, metrics, "slack") : {}),
+      "GET /metrics": createMetricsRoute(metrics.registry),
+      ...dashboard?.routes,
+    },
   });
   server.listen(settings.port, settings.host);
   await once(server, "listening");

@@ -26,6 +26,9 @@ const settingsSchema = z.object({
     .regex(/^xapp-/, "must be an app-level token (starts with xapp-)")
     .optional(),
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+  SHIPBOT_DASHBOARD_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  SHIPBOT_DASHBOARD_USER: z.string().min(1).default("admin"),
+  SHIPBOT_DASHBOARD_PASSWORD: z.string().min(12, "must be at least 12 characters").optional(),
 });
 
 export interface Settings {
@@ -37,6 +40,8 @@ export interface Settings {
   host: string;
   /** Present when SLACK_BOT_TOKEN is set. */
   slack: { botToken: string; signingSecret?: string; appToken?: string; apiUrl?: string } | undefined;
+  /** The read-only queue dashboard; present (and mounted) only when a token or a password is set. */
+  dashboard: { token?: string; username: string; password?: string } | undefined;
 }
 
 export class SettingsError extends Error {
@@ -77,6 +82,14 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
             ...(s.SLACK_SIGNING_SECRET === undefined ? {} : { signingSecret: s.SLACK_SIGNING_SECRET }),
             ...(s.SLACK_APP_TOKEN === undefined ? {} : { appToken: s.SLACK_APP_TOKEN }),
             ...(s.SLACK_API_URL === undefined ? {} : { apiUrl: s.SLACK_API_URL }),
+          },
+    dashboard:
+      s.SHIPBOT_DASHBOARD_TOKEN === undefined && s.SHIPBOT_DASHBOARD_PASSWORD === undefined
+        ? undefined
+        : {
+            username: s.SHIPBOT_DASHBOARD_USER,
+            ...(s.SHIPBOT_DASHBOARD_TOKEN === undefined ? {} : { token: s.SHIPBOT_DASHBOARD_TOKEN }),
+            ...(s.SHIPBOT_DASHBOARD_PASSWORD === undefined ? {} : { password: s.SHIPBOT_DASHBOARD_PASSWORD }),
           },
   };
 }

@@ -7,7 +7,10 @@ export interface HttpServerOptions {
   log: Logger;
   /** Whether the process can do its job right now (config loaded, Redis reachable). */
   ready(): Promise<{ ok: boolean; reasons: string[] }>;
-  /** Extra routes, by "METHOD /path" (adapters and webhooks mount here). */
+  /**
+   * Extra routes, by "METHOD /path" (adapters and webhooks mount here). A key ending in "/*" matches
+   * that path and everything under it, and "*" as the method matches any method (the queue dashboard).
+   */
   routes?: Record<string, RouteHandler>;
 }
 
@@ -27,9 +30,18 @@ export function createHttpServer(options: HttpServerOptions): Server {
     },
     ...options.routes,
   };
+  // Prefix routes are few (one per mounted app) and only looked at when no exact route matches.
+  const prefixed = Object.entries(routes).flatMap(([key, handler]) => {
+    const [method, pattern] = key.split(" ");
+    return method && pattern?.endsWith("/*") ? [{ method, base: pattern.slice(0, -2), handler }] : [];
+  });
+  const findPrefixed = (method: string | undefined, path: string): RouteHandler | undefined =>
+    prefixed.find(
+      (r) => (r.method === "*" || r.method === method) && (path === r.base || path.startsWith(`${r.base}/`)),
+    )?.handler;
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    const handler = routes[`${req.method} ${path}`];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const handler = routes[`${req.method} ${path}`] ?? findPrefixed(req.method, path);
     if (!handler) {
       send(res, 404, { error: "not found" });
       return;

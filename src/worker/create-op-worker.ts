@@ -7,6 +7,7 @@ import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import { type JobData, jobDataSchema } from "../core/model.ts";
 import type { ExecutionContext, ExecutionResult, ExecutorPort, RolloutProgress } from "../executors/port.ts";
 import type { StatusStore } from "../notify/status-store.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { LeaseRequest, Leases } from "../queue/lease-scripts.ts";
 import { toLeaseRequest } from "../queue/ops-queue.ts";
@@ -23,6 +24,8 @@ export interface OpWorkerOptions {
   log: Logger;
   concurrency?: number;
   autorun?: boolean;
+  /** Counts operations that had to wait for a busy target (in process memory, no I/O). */
+  metrics?: Pick<Metrics, "leaseWaits">;
 }
 
 /**
@@ -141,6 +144,9 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       return { phase: lease.status, text, finishedAt: Date.now() };
     }
     if (lease.status === "busy" || lease.status === "blocked") {
+      // Once per job: a parked job comes back here on every recheck, each a new start of the job.
+      if (lease.status === "busy" && job.attemptsStarted <= 1)
+        options.metrics?.leaseWaits.inc({ env: data.env });
       if (lease.status === "busy") for (const victim of lease.superseded) await wake(queue, victim, log);
       await job.moveToDelayed(Date.now() + recheckMs, token);
       throw new DelayedError();
