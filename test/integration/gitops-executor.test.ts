@@ -1,0 +1,438 @@
+/**
+ * The GitOps executor against the GitHub emulator (the config repository) and the Kubernetes emulator (the
+ * cluster). A small loop in the test plays Argo CD / Flux: when the config file on main changes, it patches
+ * the Deployment to match.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
+import {
+  createGitOpsExecutor,
+  type GitOpsFileConfig,
+  gitOpsTargetKey,
+} from "../../src/executors/gitops/index.ts";
+import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
+import type { ExecutionContext, ExecutorPort, RolloutProgress, Target } from "../../src/executors/port.ts";
+import { createGitHubClient, type GitHubClient } from "../../src/github/index.ts";
+import { type GitHubEmulator, startGitHubEmulator } from "../emulators/github/index.ts";
+import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
+
+const CONFIG = "acme/config";
+const PATH = "apps/api/production/kustomization.yaml";
+const VALUES = "apps/api/production/values.yaml";
+const api: Target = { namespace: "production", deployment: "api", container: "api" };
+const image = (tag: string) => `ghcr.io/acme/api:${tag}`;
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+const kustomization = `# api in production: shipbot bumps the tag below.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../../base/api   # shared manifests
+images:
+  - name: ghcr.io/acme/api   # built by CI
+    newTag: "0000000"   # do not edit by hand
+replicas:
+  - name: api
+    count: 2
+`;
+
+const values = `# Helm values for api
+image:
+  repository: ghcr.io/acme/api
+  tag: 0000000 # managed by shipbot
+replicaCount: 2
+`;
+
+let gh: GitHubEmulator;
+let kube: KubeEmulator;
+let dir: string;
+let github: GitHubClient;
+let watcher: ExecutorPort;
+let sync: { stop(): Promise<void>; applied: string[] } | undefined;
+
+interface TestContext extends ExecutionContext {
+  progress: RolloutProgress[];
+  controller: AbortController;
+}
+
+function context(jobId: string, fence = 1): TestContext {
+  const controller = new AbortController();
+  const progress: RolloutProgress[] = [];
+  return {
+    jobId,
+    fence,
+    signal: controller.signal,
+    controller,
+    progress,
+    onProgress: (p) => progress.push(p),
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ShipbotError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isShipbotError(error)) return error;
+    throw error;
+  }
+  throw new Error("expected a failure");
+}
+
+function fileConfig(overrides: Partial<GitOpsFileConfig> = {}): GitOpsFileConfig {
+  return {
+    repo: CONFIG,
+    branch: "main",
+    path: PATH,
+    format: "kustomize-images",
+    imageName: "ghcr.io/acme/api",
+    mode: "commit",
+    ...overrides,
+  };
+}
+
+function executor(
+  config: GitOpsFileConfig = fileConfig(),
+  overrides: { timeoutMs?: number } = {},
+): ExecutorPort {
+  return createGitOpsExecutor({
+    github,
+    kubeExecutorForWatching: watcher,
+    repos: { [gitOpsTargetKey(api)]: config },
+    timeoutMs: overrides.timeoutMs ?? 10_000,
+    pollMs: 10,
+  });
+}
+
+/** Plays the GitOps controller: applies the image (and replicas) the file on main declares. */
+function startSync(path = PATH): { stop(): Promise<void>; applied: string[] } {
+  const apps = loadKubeConfig({ kubeconfigPath: join(dir, "kubeconfig") }).makeApiClient(AppsV1Api);
+  const applied: string[] = [];
+  let stopped = false;
+  // The seeded file is what the cluster already runs: only changes from it are synced.
+  let last = path === PATH ? kustomization : values;
+  const loop = (async () => {
+    while (!stopped) {
+      const text = gh.file(CONFIG, "main", path);
+      if (text !== undefined && text !== last) {
+        last = text;
+        const doc = parseYaml(text) as {
+          images?: Array<{ name: string; newTag: string }>;
+          replicas?: Array<{ count: number }>;
+          image?: { repository: string; tag: string | number };
+          replicaCount?: number;
+        };
+        const tag = doc.images?.[0]?.newTag ?? String(doc.image?.tag);
+        const replicas = doc.replicas?.[0]?.count ?? doc.replicaCount;
+        applied.push(tag);
+        await apps.patchNamespacedDeployment(
+          {
+            name: api.deployment,
+            namespace: api.namespace,
+            body: {
+              spec: {
+                ...(replicas === undefined ? {} : { replicas }),
+                template: { spec: { containers: [{ name: api.container, image: image(tag) }] } },
+              },
+            },
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  return {
+    applied,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+const puts = () => gh.requests().filter((r) => r.method === "PUT" && r.path.includes("/contents/"));
+const configCommits = async () =>
+  (await github.rest.repos.listCommits({ owner: "acme", repo: "config", sha: "main", per_page: 100 })).data;
+
+beforeEach(async () => {
+  gh = await startGitHubEmulator();
+  gh.createRepo(CONFIG, { [PATH]: kustomization, [VALUES]: values, "README.md": "# config\n" });
+  github = createGitHubClient({
+    auth: { kind: "token", token: "ghp_test" },
+    baseUrl: gh.url,
+    backoffUnitMs: 1,
+    writeSpacingMs: 0,
+    notifySpacingMs: 0,
+    log: quiet,
+  });
+  kube = await startKubeEmulator({
+    stepMs: 10,
+    msPerSecond: 10,
+    deployments: [
+      {
+        namespace: "production",
+        name: "api",
+        image: image("0000000"),
+        replicas: 2,
+        previousImages: [image("aaaaaaa")],
+      },
+    ],
+  });
+  dir = await mkdtemp(join(tmpdir(), "shipbot-gitops-"));
+  await kube.writeKubeconfig(join(dir, "kubeconfig"));
+  watcher = createKubernetesExecutor({
+    kubeConfig: loadKubeConfig({ kubeconfigPath: join(dir, "kubeconfig") }),
+    pollMs: 10,
+    watch: false,
+  });
+  sync = undefined;
+});
+
+afterEach(async () => {
+  await sync?.stop();
+  await gh.close();
+  await kube.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("deploy by commit", () => {
+  it("commits exactly the new tag and finishes when the cluster runs it", async () => {
+    sync = startSync();
+    const ctx = context("job-1", 4);
+    const result = await executor().deploy(api, image("3f2c1ab"), ctx);
+
+    expect(gh.file(CONFIG, "main", PATH)).toBe(
+      kustomization.replace('newTag: "0000000"', 'newTag: "3f2c1ab"'),
+    );
+    const [head] = await configCommits();
+    expect(head?.commit.message).toBe(
+      [
+        "deploy ghcr.io/acme/api:3f2c1ab to api in production",
+        "",
+        "Requested through shipbot (job job-1).",
+        "",
+        "Shipbot-Job: job-1",
+        "Shipbot-Fence: 4",
+        "Shipbot-Target: production/api",
+        "Shipbot-Previous: 0000000",
+      ].join("\n"),
+    );
+    expect(result).toMatchObject({
+      image: image("3f2c1ab"),
+      previousImage: image("0000000"),
+      replicas: 2,
+      resumed: false,
+    });
+    expect(result.summary).toContain(`committed ${head?.sha.slice(0, 7)} to acme/config/${PATH}`);
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
+      image("3f2c1ab"),
+    );
+    expect(kube.writes("production", "api")).toBe(1);
+    expect(ctx.progress.at(-1)).toMatchObject({ done: true, updated: 2, available: 2 });
+    expect(puts()).toHaveLength(1);
+  });
+
+  it("writes a Helm values path in place", async () => {
+    sync = startSync(VALUES);
+    await executor(fileConfig({ path: VALUES, format: "yaml-path", yamlPath: "image.tag" })).deploy(
+      api,
+      image("1.10"),
+      context("job-helm"),
+    );
+    expect(gh.file(CONFIG, "main", VALUES)).toBe(values.replace("tag: 0000000", 'tag: "1.10"'));
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(image("1.10"));
+  });
+
+  it("reads again and keeps the other edit when the file changes between read and write", async () => {
+    sync = startSync();
+    // A person edits the file while shipbot holds the old blob sha: the contents API answers 409.
+    let raced = false;
+    const racing = createGitHubClient({
+      auth: { kind: "token", token: "ghp_test" },
+      baseUrl: gh.url,
+      backoffUnitMs: 1,
+      writeSpacingMs: 0,
+      notifySpacingMs: 0,
+      log: quiet,
+      fetch: async (input, init) => {
+        if (!raced && init?.method === "PUT") {
+          raced = true;
+          const text = gh.file(CONFIG, "main", PATH) ?? "";
+          gh.commit(CONFIG, "main", "more replicas", {
+            files: { [PATH]: text.replace("count: 2", "count: 3") },
+          });
+        }
+        return fetch(input, init);
+      },
+    });
+    const gitops = createGitOpsExecutor({
+      github: racing,
+      kubeExecutorForWatching: watcher,
+      repos: { [gitOpsTargetKey(api)]: fileConfig() },
+      timeoutMs: 10_000,
+      pollMs: 10,
+    });
+    const result = await gitops.deploy(api, image("3f2c1ab"), context("job-race"));
+    expect(puts().map((r) => r.status)).toEqual([409, 200]);
+    expect(gh.file(CONFIG, "main", PATH)).toBe(
+      kustomization.replace('newTag: "0000000"', 'newTag: "3f2c1ab"').replace("count: 2", "count: 3"),
+    );
+    expect(result.replicas).toBe(3);
+  });
+
+  it("gives up with a conflict when the file keeps changing", async () => {
+    gh.failNext({ method: "PUT", path: /\/contents\// }, 409, 10);
+    const error = await rejection(executor().deploy(api, image("3f2c1ab"), context("job-busy")));
+    expect(error.code).toBe("conflict");
+    expect(error.message).toBe(
+      `acme/config/${PATH} kept changing while shipbot wrote it (4 attempts); try again`,
+    );
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization);
+  });
+
+  it("does not commit again when a job is retried; it resumes the wait", async () => {
+    const first = context("job-retry", 2);
+    // The worker dies while waiting: nothing syncs yet, and the job's signal aborts.
+    const interrupted = executor().deploy(api, image("3f2c1ab"), first);
+    while (first.progress.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    first.controller.abort();
+    const error = await rejection(interrupted);
+    expect(error).toMatchObject({ code: "timeout", retryable: true });
+    expect(error.message).toContain("the change stays in git and a retry waits again");
+
+    sync = startSync();
+    const commitsBefore = (await configCommits()).length;
+    const result = await executor().deploy(api, image("3f2c1ab"), context("job-retry", 2));
+    expect(result).toMatchObject({ resumed: true, image: image("3f2c1ab"), previousImage: image("0000000") });
+    expect(puts()).toHaveLength(1);
+    expect(await configCommits()).toHaveLength(commitsBefore);
+    expect(sync.applied).toEqual(["3f2c1ab"]);
+  });
+
+  it("refuses to overwrite a newer operation or a later edit", async () => {
+    sync = startSync();
+    await executor().deploy(api, image("bbbbbbb"), context("job-new", 9));
+    const stale = await rejection(executor().deploy(api, image("ccccccc"), context("job-old", 3)));
+    expect(stale.code).toBe("conflict");
+    expect(stale.message).toContain("a newer operation (job job-new, fence 9 > 3)");
+
+    gh.commit(CONFIG, "main", "hand edit", {
+      files: { [PATH]: (gh.file(CONFIG, "main", PATH) ?? "").replace("bbbbbbb", "ddddddd") },
+    });
+    const later = await rejection(executor().deploy(api, image("bbbbbbb"), context("job-new", 9)));
+    expect(later.message).toContain("changed after this job's commit");
+    expect(puts()).toHaveLength(1);
+  });
+
+  it("fails clearly after bounded retries when GitHub is down, having changed nothing", async () => {
+    gh.failNext({}, 500, 100);
+    const error = await rejection(executor().deploy(api, image("3f2c1ab"), context("job-down")));
+    expect(error.code).toBe("upstream");
+    expect(error.message).toBe(
+      `GitHub is failing (HTTP 500) and kept failing after retries (read ${PATH} on main in acme/config); nothing more was attempted`,
+    );
+    expect(gh.requests()).toHaveLength(4);
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization);
+    expect(kube.writes("production", "api")).toBe(0);
+  });
+
+  it("times out with a message that says where to look when nothing syncs", async () => {
+    const error = await rejection(
+      executor(fileConfig(), { timeoutMs: 200 }).deploy(api, image("3f2c1ab"), context("j")),
+    );
+    expect(error.code).toBe("timeout");
+    expect(error.message).toMatch(
+      /^api in production did not pick up the change within 1 s while waiting for acme\/config@[0-9a-f]{7} to be synced; the change stays in git: check that Argo CD or Flux syncs it$/,
+    );
+  });
+});
+
+describe("deploy by pull request", () => {
+  it("opens a pull request, merges it and waits for the cluster", async () => {
+    sync = startSync();
+    const result = await executor(fileConfig({ mode: "pull-request", autoMerge: true })).deploy(
+      api,
+      image("3f2c1ab"),
+      context("job-pr"),
+    );
+    expect(gh.pulls(CONFIG)).toEqual([
+      { number: 1, head: "shipbot/production-api-job-pr", base: "main", state: "closed", merged: true },
+    ]);
+    expect(gh.file(CONFIG, "main", PATH)).toBe(
+      kustomization.replace('newTag: "0000000"', 'newTag: "3f2c1ab"'),
+    );
+    const [head] = await configCommits();
+    expect(head?.commit.message).toContain("deploy ghcr.io/acme/api:3f2c1ab to api in production (#1)");
+    expect(head?.commit.message).toContain("Shipbot-Job: job-pr");
+    expect(result.summary).toContain("merged acme/config#1");
+    // The branch is deleted after the merge.
+    expect(gh.file(CONFIG, "shipbot/production-api-job-pr", PATH)).toBeUndefined();
+
+    const again = await executor(fileConfig({ mode: "pull-request", autoMerge: true })).deploy(
+      api,
+      image("3f2c1ab"),
+      context("job-pr"),
+    );
+    expect(again.resumed).toBe(true);
+    expect(gh.pulls(CONFIG)).toHaveLength(1);
+  });
+
+  it("waits for a person to merge when autoMerge is off", async () => {
+    sync = startSync();
+    const ctx = context("job-review");
+    const running = executor(fileConfig({ mode: "pull-request" })).deploy(api, image("3f2c1ab"), ctx);
+    while (gh.pulls(CONFIG).length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (!ctx.progress.some((p) => p.message.includes("pull request acme/config#1 to be merged"))) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization);
+    await github.rest.pulls.merge({ owner: "acme", repo: "config", pull_number: 1 });
+    const result = await running;
+    expect(result.image).toBe(image("3f2c1ab"));
+  });
+});
+
+describe("rollback, scale, status", () => {
+  it("rolls back to the previous image the cluster ran, through git", async () => {
+    sync = startSync();
+    await executor().deploy(api, image("3f2c1ab"), context("job-d"));
+    const result = await executor().rollback(api, undefined, context("job-r"));
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization);
+    expect(result).toMatchObject({ image: image("0000000"), previousImage: image("3f2c1ab") });
+    expect(result.summary).toContain("rolled back to ghcr.io/acme/api:0000000 (revision 2)");
+
+    const history = await executor().history(api);
+    const oldest = history[0];
+    expect(oldest?.image).toBe(image("aaaaaaa"));
+    await executor().rollback(api, oldest?.revision, context("job-r2"));
+    expect(gh.file(CONFIG, "main", PATH)).toContain('newTag: "aaaaaaa"');
+  });
+
+  it("refuses scale without a replicas path, and scales through git with one", async () => {
+    const refused = await rejection(executor().scale(api, 4, context("job-s0")));
+    expect(refused.message).toBe(
+      `scaling is managed by GitOps for this service: change replicas in acme/config/${PATH}`,
+    );
+    sync = startSync();
+    const result = await executor(fileConfig({ replicasPath: "replicas.0.count" })).scale(
+      api,
+      4,
+      context("job-s"),
+    );
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization.replace("count: 2", "count: 4"));
+    expect(result.replicas).toBe(4);
+    expect((await executor().status(api)).desired).toBe(4);
+  });
+
+  it("refuses an image the file does not manage before writing anything", async () => {
+    const error = await rejection(executor().deploy(api, "ghcr.io/other/api:1", context("job-x")));
+    expect(error.code).toBe("usage");
+    expect(error.message).toBe(`acme/config/${PATH} manages ghcr.io/acme/api, not ghcr.io/other/api`);
+    expect(puts()).toHaveLength(0);
+  });
+});
