@@ -33,6 +33,7 @@ const timeScale = 0.05;
 const dev = { id: "U0DEMO0001", name: "dev-1" };
 const sre = { id: "U0SRE00001", name: "sre-1" };
 const groupie = { id: "U0GROUPIE1", name: "grouped-sre" };
+const sre2 = { id: "U0SRE00002", name: "sre-2" };
 const stranger = { id: "U0NOBODY01", name: "nobody" };
 
 let slack: SlackEmulator;
@@ -52,9 +53,9 @@ beforeAll(async () => {
   slack = await startSlackEmulator({
     botToken,
     timeScale,
-    users: [dev, sre, groupie, stranger],
+    users: [dev, sre, groupie, sre2, stranger],
     usergroups: [
-      { id: "S0SRE", handle: "sre", users: [groupie.id] },
+      { id: "S0SRE", handle: "sre", users: [groupie.id, sre2.id] },
       { id: "S0DEVELOPERS", handle: "developers", users: [] },
       { id: "S0EVERYONE", handle: "everyone", users: [dev.id, sre.id, groupie.id] },
     ],
@@ -67,6 +68,7 @@ beforeAll(async () => {
       "C0CLICK",
       "C0MENTION",
       "C0BURST",
+      "C0APPROVE",
       "C0GROUP",
       "C0SIG",
     ],
@@ -522,6 +524,47 @@ describe("buttons", () => {
   });
 });
 
+describe("approvals", () => {
+  it("a production deploy runs once after two other sre approve from the card; the requester's click does not count", async () => {
+    await slash("/deploy", "api production v3", sre, "C0APPROVE");
+    const card = await until("the approval card", () =>
+      slack
+        .messages("C0APPROVE")
+        .find((m) => buttonsOf(m).some((b) => b.action_id.startsWith("shipbot:approve"))),
+    );
+    expect(card.text).toMatch(/Needs 2 approvals from sre \(not sre-1\)/);
+    const approve = buttonsOf(card).find((b) => b.action_id.startsWith("shipbot:approve"))
+      ?.action_id as string;
+
+    await send(clickBody(card, approve, sre));
+    const [own] = await until("the requester's refusal", () => {
+      const found = ephemeralsFor(sre.id, "C0APPROVE");
+      return found.length > 0 ? found : undefined;
+    });
+    expect(own?.text).toBe("not allowed: you asked for this change; someone else must approve it");
+    expect(await jobsIn("C0APPROVE")).toHaveLength(0);
+
+    await send(clickBody(card, approve, groupie));
+    await until("the first approval", () => ephemeralsFor(groupie.id, "C0APPROVE")[0]);
+    expect(ephemeralsFor(groupie.id, "C0APPROVE")[0]?.text).toBe("Your approval counts: 1 of 2");
+    expect(await jobsIn("C0APPROVE")).toHaveLength(0);
+
+    await send(clickBody(card, approve, sre2));
+    const messages = await allCardsFinal("C0APPROVE", 1);
+    const final = messages.find((m) => m.ts === card.ts);
+    expect(final?.text).toContain("Deployed ghcr.io/acme/api:v3");
+    expect(buttonsOf(final as SlackMessage).some((b) => b.action_id.startsWith("shipbot:approve"))).toBe(
+      false,
+    );
+    expect(JSON.stringify(final?.blocks)).toContain("grouped-sre, sre-2");
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
+      "ghcr.io/acme/api:v3",
+    );
+    expect(kube.writes("production", "api")).toBe(1);
+    expect(slack.calls("chat.postMessage").filter((c) => c.args.channel === "C0APPROVE")).toHaveLength(1);
+  });
+});
+
 describe("request checks", () => {
   it("refuses missing, wrong, stale and future signatures with 401 and does nothing", async () => {
     const callsBefore = slack.calls().length;
@@ -587,7 +630,7 @@ describe("pacing", () => {
     const commands = [
       ...Array.from({ length: 8 }, (_, i) => ["/deploy", `web staging v1${i}`]),
       ...Array.from({ length: 4 }, (_, i) => ["/scale", `api staging ${i + 2}`]),
-      ["/shipbot", "deploy web production v20"],
+      ["/shipbot", "deploy web staging v20"],
       ["/rollback", "web production"],
     ] as const;
     await Promise.all(commands.map(([command, text]) => slash(command, text, sre, "C0BURST")));
