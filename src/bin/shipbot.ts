@@ -9,6 +9,7 @@ import {
   createSlackWebClient,
   slackGroupIdsOf,
 } from "../adapters/slack/index.ts";
+import { createConversationStore, createTeamsAdapter } from "../adapters/teams/index.ts";
 import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { readSettings, SettingsError } from "../config/settings.ts";
 import { isShipbotError } from "../core/errors.ts";
@@ -19,6 +20,7 @@ import { createMetricsRoute } from "../http/create-metrics-route.ts";
 import { collectQueueMetrics, toQueueTargets } from "../observability/collect-queue-metrics.ts";
 import { createLogger } from "../observability/create-logger.ts";
 import { createMetrics, timeAcks } from "../observability/metrics.ts";
+import { createRedis } from "../queue/redis.ts";
 import { createRuntime, type Runtime } from "./create-runtime.ts";
 import { runAudit } from "./run-audit.ts";
 import { runDemo } from "./run-demo.ts";
@@ -146,12 +148,34 @@ async function main(argv: string[]): Promise<number> {
           }),
         )
       : undefined);
+  // Teams: conversation references live in Redis so any replica can post proactively after a restart.
+  const teamsSettings = settings.teams;
+  const teamsRedis = teamsSettings ? createRedis({ url: settings.redisUrl, role: "worker" }) : undefined;
+  teamsRedis?.on("error", (error) => log.warn({ err: error }, "redis connection problem (teams)"));
+  const teams =
+    teamsSettings && teamsRedis
+      ? createTeamsAdapter({
+          appId: teamsSettings.appId,
+          appType: teamsSettings.appType,
+          dangerouslyAllowUnauthenticated: teamsSettings.dangerouslyAllowUnauthenticated,
+          ...(teamsSettings.appPassword ? { appPassword: teamsSettings.appPassword } : {}),
+          ...(teamsSettings.tenantId ? { tenantId: teamsSettings.tenantId } : {}),
+          handle: (c) => (runtime as Runtime).handle(c),
+          handleAction: (a) => (runtime as Runtime).handleAction(a),
+          log: log.child({ adapter: "teams" }),
+          conversationStore: createConversationStore({ redis: teamsRedis, prefix: config.redisPrefix }),
+        })
+      : undefined;
   const metrics = createMetrics({ commandNames: commandRegistry.keys() });
   runtime = await createRuntime({
     config,
     redisUrl: settings.redisUrl,
     executor,
-    chats: { shell: shellChat, ...(slackChat ? { slack: slackChat } : {}) },
+    chats: {
+      shell: shellChat,
+      ...(slackChat ? { slack: slackChat } : {}),
+      ...(teams ? { teams: teams.chat } : {}),
+    },
     log,
     accept,
     work: command !== "serve" && !flags.has("--no-jobs"),
@@ -174,6 +198,7 @@ async function main(argv: string[]): Promise<number> {
       })
     : undefined;
   await slackIn?.start();
+  await teams?.start();
   const server = createHttpServer({
     log,
     ready: async () => {
@@ -187,6 +212,7 @@ async function main(argv: string[]): Promise<number> {
     },
     routes: {
       ...(slackIn ? timeAcks(slackIn.routes, metrics, "slack") : {}),
+      ...(teams && accept ? timeAcks(teams.routes, metrics, "teams") : {}),
       "GET /metrics": createMetricsRoute(metrics.registry),
       ...dashboard?.routes,
     },
@@ -198,8 +224,10 @@ async function main(argv: string[]): Promise<number> {
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   log.info("shutting down: no new work; running jobs finish");
   await slackIn?.stop();
+  await teams?.stop();
   server.close();
   await live.close();
+  await teamsRedis?.quit();
   return 0;
 }
 

@@ -26,6 +26,11 @@ const settingsSchema = z.object({
     .regex(/^xapp-/, "must be an app-level token (starts with xapp-)")
     .optional(),
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+  MicrosoftAppId: z.string().min(1).optional(),
+  MicrosoftAppPassword: z.string().min(1).optional(),
+  MicrosoftAppType: z.enum(["MultiTenant", "SingleTenant", "UserAssignedMSI"]).default("MultiTenant"),
+  MicrosoftAppTenantId: z.string().min(1).optional(),
+  SHIPBOT_TEAMS_DANGEROUSLY_ALLOW_UNAUTHENTICATED: z.enum(["true", "false"]).default("false"),
   SHIPBOT_DASHBOARD_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   SHIPBOT_DASHBOARD_USER: z.string().min(1).default("admin"),
   SHIPBOT_DASHBOARD_PASSWORD: z.string().min(12, "must be at least 12 characters").optional(),
@@ -40,6 +45,16 @@ export interface Settings {
   host: string;
   /** Present when SLACK_BOT_TOKEN is set. */
   slack: { botToken: string; signingSecret?: string; appToken?: string; apiUrl?: string } | undefined;
+  /** Present when MicrosoftAppId is set (or unauthenticated Teams is explicitly allowed, for local emulators). */
+  teams:
+    | {
+        appId: string;
+        appPassword?: string;
+        appType: "MultiTenant" | "SingleTenant" | "UserAssignedMSI";
+        tenantId?: string;
+        dangerouslyAllowUnauthenticated: boolean;
+      }
+    | undefined;
   /** The read-only queue dashboard; present (and mounted) only when a token or a password is set. */
   dashboard: { token?: string; username: string; password?: string } | undefined;
 }
@@ -82,6 +97,16 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
             ...(s.SLACK_SIGNING_SECRET === undefined ? {} : { signingSecret: s.SLACK_SIGNING_SECRET }),
             ...(s.SLACK_APP_TOKEN === undefined ? {} : { appToken: s.SLACK_APP_TOKEN }),
             ...(s.SLACK_API_URL === undefined ? {} : { apiUrl: s.SLACK_API_URL }),
+          },
+    teams:
+      s.MicrosoftAppId === undefined && s.SHIPBOT_TEAMS_DANGEROUSLY_ALLOW_UNAUTHENTICATED !== "true"
+        ? undefined
+        : {
+            appId: s.MicrosoftAppId ?? "",
+            appType: s.MicrosoftAppType,
+            dangerouslyAllowUnauthenticated: s.SHIPBOT_TEAMS_DANGEROUSLY_ALLOW_UNAUTHENTICATED === "true",
+            ...(s.MicrosoftAppPassword === undefined ? {} : { appPassword: s.MicrosoftAppPassword }),
+            ...(s.MicrosoftAppTenantId === undefined ? {} : { tenantId: s.MicrosoftAppTenantId }),
           },
     dashboard:
       s.SHIPBOT_DASHBOARD_TOKEN === undefined && s.SHIPBOT_DASHBOARD_PASSWORD === undefined
