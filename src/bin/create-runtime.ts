@@ -12,7 +12,7 @@ import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { ChatPorts } from "../notify/chat-port.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
-import { createNotifier } from "../notify/create-notifier.ts";
+import { type CardSource, createNotifier } from "../notify/create-notifier.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
 import {
   countRedisErrors,
@@ -37,6 +37,8 @@ export interface RuntimeOptions {
   work: boolean;
   notify: boolean;
   concurrency?: number;
+  /** Cards other than job cards (e.g. alert groups), rendered by this process's notifier. */
+  cardSources?: CardSource[];
   /** Where this process counts commands, jobs, chat calls and Redis errors (see docs/metrics.md). */
   metrics?: Metrics;
 }
@@ -121,6 +123,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         status: workerStatus,
         chats: metrics ? instrumentChatPorts(options.chats, metrics) : options.chats,
         log,
+        ...(options.cardSources ? { sources: options.cardSources } : {}),
       });
       const sweeper = startApprovalSweeper({
         approvals: createApprovals(workerRedis, keys),

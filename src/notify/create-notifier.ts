@@ -1,6 +1,8 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { Card } from "../core/card.ts";
 import { isShipbotError } from "../core/errors.ts";
+import type { Conversation } from "../core/model.ts";
 import { renderJobCard } from "../core/render-job-card.ts";
 import type { Keys } from "../queue/keys.ts";
 import { type ChatPorts, isChatRateLimitedError } from "./chat-port.ts";
@@ -56,11 +58,36 @@ type NotifierRedis = Redis & {
   shipbotReleaseCard(cards: string, inflight: string, jobId: string, laterMs: number): Promise<number>;
 };
 
+/** What a card shows right now, wherever it comes from (a job, an alert group…). */
+export interface CardSnapshot {
+  /** Grows with every change; the notifier never renders an older snapshot over a newer one. */
+  seq: number;
+  conversation: Conversation;
+  card: Card;
+}
+
+/**
+ * Cards that are not job cards (alert groups, for example) come from a source chosen by the card id's
+ * prefix. Their producers mark them for rendering with `markCard`.
+ */
+export interface CardSource {
+  prefix: string;
+  load(cardId: string): Promise<CardSnapshot | undefined>;
+}
+
+/** Marks a card for rendering after `delayMs` (an earlier mark wins). */
+export async function markCard(redis: Redis, keys: Keys, cardId: string, delayMs = 0): Promise<void> {
+  const [seconds, micros] = await redis.time();
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  await redis.zadd(keys.cards, "LT", now + delayMs, cardId);
+}
+
 export interface NotifierOptions {
   redis: Redis;
   keys: Keys;
   status: StatusStore;
   chats: ChatPorts;
+  sources?: CardSource[];
   log: Logger;
   concurrency?: number;
   /** How long to sleep when nothing is due. */
@@ -93,11 +120,18 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const concurrency = options.concurrency ?? 50;
   let stopped = false;
 
+  async function snapshot(cardId: string): Promise<CardSnapshot | undefined> {
+    const source = options.sources?.find((s) => cardId.startsWith(s.prefix));
+    if (source) return source.load(cardId);
+    const state = await status.read(cardId);
+    return state && { seq: state.seq, conversation: state.data.conversation, card: renderJobCard(state) };
+  }
+
   /** Renders one card; returns how long to wait before trying it again (0: done). */
   async function render(jobId: string): Promise<number> {
-    const state = await status.read(jobId);
+    const state = await snapshot(jobId);
     if (!state) return 0;
-    const conversation = state.data.conversation;
+    const conversation = state.conversation;
     const chat = chats[conversation.platform];
     if (!chat) {
       log.error(
@@ -109,7 +143,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const stored = await redis.get(keys.cardRef(jobId));
     const previous = stored ? (JSON.parse(stored) as CardRef) : undefined;
     if (previous && previous.seq >= state.seq) return 0;
-    const card = renderJobCard(state);
+    const card = state.card;
     const pace = chat.pace?.(previous ? "update" : "post", conversation);
     if (pace) {
       const wait = await clock.reserve(pace.key, pace.intervalMs);
