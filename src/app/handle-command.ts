@@ -13,6 +13,7 @@ import { authorize, describeDenial } from "../core/policy.ts";
 import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
+import { type GitHubClient, resolveRef, toRepoRef } from "../github/index.ts";
 import type { StatusStore } from "../notify/status-store.ts";
 import { type Metrics, toCommandWord } from "../observability/metrics.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
@@ -33,6 +34,8 @@ export interface CommandHandlerDeps {
   redis: Redis;
   keys: Keys;
   approvals: Approvals;
+  /** To pin a version to its commit when an approval is requested: approvers approve that commit. */
+  github?: GitHubClient;
   now?: () => number;
   /** Counts each command by name and outcome (in process memory; no I/O). */
   metrics?: Pick<Metrics, "countCommand">;
@@ -215,6 +218,10 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
             const jobId = createJobId(command.conversation.platform, command.id, index);
             const data = toJobData(spec, command, traceId);
             const policy = needsApproval[index];
+            const repo = config.services[spec.target.service]?.github?.repo;
+            if (policy && spec.kind === "deploy" && spec.version && repo && deps.github) {
+              data.sha = (await resolveRef(deps.github, toRepoRef(repo), spec.version)).sha;
+            }
             if (policy) {
               const expiresAt = now() + policy.expiresAfterMinutes * 60_000;
               await deps.approvals.request({
@@ -222,7 +229,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
                 data: JSON.stringify(data),
                 need: policy.required,
                 expiresAt,
-                text: describeApproval(policy, command.user.name, expiresAt),
+                text: `${describeApproval(policy, command.user.name, expiresAt)}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}`,
                 requester: command.user.id,
                 kind: spec.kind,
                 service: spec.target.service,

@@ -10,6 +10,7 @@ import { startApprovalSweeper } from "../app/sweep-approvals.ts";
 import { type AuditLog, createAuditLog } from "../audit/audit-log.ts";
 import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
+import type { GitHubClient } from "../github/index.ts";
 import type { ChatPorts } from "../notify/chat-port.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
 import { type CardSource, createNotifier } from "../notify/create-notifier.ts";
@@ -37,6 +38,8 @@ export interface RuntimeOptions {
   work: boolean;
   notify: boolean;
   concurrency?: number;
+  /** GitHub, for services whose config names a repository. */
+  github?: GitHubClient;
   /** Cards other than job cards (e.g. alert groups), rendered by this process's notifier. */
   cardSources?: CardSource[];
   /** Where this process counts commands, jobs, chat calls and Redis errors (see docs/metrics.md). */
@@ -84,6 +87,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     keys,
     approvals,
     ...(metrics ? { metrics } : {}),
+    ...(options.github ? { github: options.github } : {}),
   });
 
   const closers: Array<() => Promise<unknown>> = [];
@@ -106,6 +110,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         log,
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...(metrics ? { metrics } : {}),
+        ...(options.github ? { github: options.github } : {}),
       });
       if (metrics) observeOpWorker(worker as unknown as Worker, metrics);
       workers.push(worker as unknown as Worker);

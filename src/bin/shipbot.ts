@@ -14,6 +14,7 @@ import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { readSettings, SettingsError } from "../config/settings.ts";
 import { isShipbotError } from "../core/errors.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../executors/kubernetes/index.ts";
+import { createGitHubClient } from "../github/index.ts";
 import { createDashboardRoute } from "../http/create-dashboard-route.ts";
 import { createHttpServer } from "../http/create-http-server.ts";
 import { createMetricsRoute } from "../http/create-metrics-route.ts";
@@ -166,8 +167,16 @@ async function main(argv: string[]): Promise<number> {
           conversationStore: createConversationStore({ redis: teamsRedis, prefix: config.redisPrefix }),
         })
       : undefined;
+  const github = settings.github
+    ? createGitHubClient({
+        auth: settings.github.auth,
+        ...(settings.github.baseUrl ? { baseUrl: settings.github.baseUrl } : {}),
+        log,
+      })
+    : undefined;
   const metrics = createMetrics({ commandNames: commandRegistry.keys() });
   runtime = await createRuntime({
+    ...(github ? { github } : {}),
     config,
     redisUrl: settings.redisUrl,
     executor,

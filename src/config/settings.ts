@@ -26,6 +26,17 @@ const settingsSchema = z.object({
     .regex(/^xapp-/, "must be an app-level token (starts with xapp-)")
     .optional(),
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+  GITHUB_TOKEN: z.string().min(1).optional(),
+  GITHUB_APP_ID: z
+    .string()
+    .regex(/^[0-9]{1,12}$/, "must be the numeric app id")
+    .optional(),
+  GITHUB_APP_PRIVATE_KEY: z.string().min(1).optional(),
+  GITHUB_APP_INSTALLATION_ID: z
+    .string()
+    .regex(/^[0-9]{1,14}$/, "must be the numeric installation id")
+    .optional(),
+  GITHUB_API_URL: z.url({ protocol: /^https?$/ }).optional(),
   MicrosoftAppId: z.string().min(1).optional(),
   MicrosoftAppPassword: z.string().min(1).optional(),
   MicrosoftAppType: z.enum(["MultiTenant", "SingleTenant", "UserAssignedMSI"]).default("MultiTenant"),
@@ -45,6 +56,15 @@ export interface Settings {
   host: string;
   /** Present when SLACK_BOT_TOKEN is set. */
   slack: { botToken: string; signingSecret?: string; appToken?: string; apiUrl?: string } | undefined;
+  /** Present when a GitHub token or app is configured. */
+  github:
+    | {
+        auth:
+          | { kind: "token"; token: string }
+          | { kind: "app"; appId: number; privateKey: string; installationId: number };
+        baseUrl?: string;
+      }
+    | undefined;
   /** Present when MicrosoftAppId is set (or unauthenticated Teams is explicitly allowed, for local emulators). */
   teams:
     | {
@@ -61,6 +81,38 @@ export interface Settings {
 
 export class SettingsError extends Error {
   override readonly name = "SettingsError";
+}
+
+function readGitHub(s: z.infer<typeof settingsSchema>): Settings["github"] {
+  const base = s.GITHUB_API_URL === undefined ? {} : { baseUrl: s.GITHUB_API_URL };
+  if (
+    s.GITHUB_APP_ID !== undefined ||
+    s.GITHUB_APP_PRIVATE_KEY !== undefined ||
+    s.GITHUB_APP_INSTALLATION_ID !== undefined
+  ) {
+    if (
+      s.GITHUB_APP_ID === undefined ||
+      s.GITHUB_APP_PRIVATE_KEY === undefined ||
+      s.GITHUB_APP_INSTALLATION_ID === undefined
+    ) {
+      throw new SettingsError(
+        "invalid environment:\n  GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID go together (or use GITHUB_TOKEN)",
+      );
+    }
+    // Keys pasted into one line keep their line breaks as \n.
+    const privateKey = s.GITHUB_APP_PRIVATE_KEY.replaceAll("\\n", "\n");
+    return {
+      auth: {
+        kind: "app",
+        appId: Number(s.GITHUB_APP_ID),
+        privateKey,
+        installationId: Number(s.GITHUB_APP_INSTALLATION_ID),
+      },
+      ...base,
+    };
+  }
+  if (s.GITHUB_TOKEN !== undefined) return { auth: { kind: "token", token: s.GITHUB_TOKEN }, ...base };
+  return undefined;
 }
 
 export function readSettings(env: Record<string, string | undefined>): Settings {
@@ -98,6 +150,7 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
             ...(s.SLACK_APP_TOKEN === undefined ? {} : { appToken: s.SLACK_APP_TOKEN }),
             ...(s.SLACK_API_URL === undefined ? {} : { apiUrl: s.SLACK_API_URL }),
           },
+    github: readGitHub(s),
     teams:
       s.MicrosoftAppId === undefined && s.SHIPBOT_TEAMS_DANGEROUSLY_ALLOW_UNAUTHENTICATED !== "true"
         ? undefined

@@ -31,7 +31,24 @@ const serviceEnvironment = z.strictObject({
   replicas: replicaBounds.optional(),
 });
 
+/** Where a service's code lives, so `deploy api production main` names a commit, not only a tag. */
+const serviceGitHub = z.strictObject({
+  repo: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/, "must be owner/name, e.g. acme/api"),
+  /** How the image tag is made from the commit: {sha7}, {sha}, {tag}, {ref} and tag characters. */
+  imageTag: z
+    .string()
+    .regex(/^(?:[A-Za-z0-9_.-]|\{(?:sha7|sha|tag|ref)\})+$/, "tag characters and {sha7}, {sha}, {tag}, {ref}")
+    .default("{sha7}"),
+  /** Status contexts or check runs that must be green on the commit. */
+  requiredChecks: z.array(z.string().min(1).max(200)).default([]),
+  /** Record each deploy as a GitHub Deployment with statuses. */
+  deployments: z.boolean().default(true),
+});
+
 const service = z.strictObject({
+  github: serviceGitHub.optional(),
   description: z.string().max(200).optional(),
   /** Image repository without a tag; `deploy api staging v2` runs `<image>:v2`. */
   image: imageRepositorySchema,

@@ -45,8 +45,13 @@ export const jobDataSchema = z.strictObject({
   kind: z.enum(jobKinds),
   service: shortName,
   env: shortName,
-  /** deploy: the image tag. */
+  /** deploy: the image tag, or with GitHub configured a branch, tag or commit. */
   version: imageTagSchema.optional(),
+  /** deploy: the commit the version resolved to when it was approved; the worker deploys exactly that. */
+  sha: z
+    .string()
+    .regex(/^[0-9a-f]{40}$/)
+    .optional(),
   /** rollback: the revision to return to (omitted: the previous one). */
   revision: z.int().min(1).max(1_000_000).optional(),
   /** scale: the replica count. */

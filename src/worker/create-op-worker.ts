@@ -6,6 +6,13 @@ import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import { type JobData, jobDataSchema } from "../core/model.ts";
 import type { ExecutionContext, ExecutionResult, ExecutorPort, RolloutProgress } from "../executors/port.ts";
+import {
+  checkRequired,
+  type GitHubClient,
+  recordDeployment,
+  resolveRef,
+  toRepoRef,
+} from "../github/index.ts";
 import type { StatusStore } from "../notify/status-store.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Keys } from "../queue/keys.ts";
@@ -26,6 +33,8 @@ export interface OpWorkerOptions {
   autorun?: boolean;
   /** Counts operations that had to wait for a busy target (in process memory, no I/O). */
   metrics?: Pick<Metrics, "leaseWaits">;
+  /** For services with `github` in the config: refs become commits, checks are enforced, deploys recorded. */
+  github?: GitHubClient;
 }
 
 /**
@@ -79,17 +88,48 @@ async function wake(queue: Queue, jobId: string, log: Logger): Promise<void> {
   }
 }
 
-function execute(
+async function execute(
   executor: ExecutorPort,
   data: JobData,
   target: ResolvedTarget,
   ctx: ExecutionContext,
+  github:
+    | { client: GitHubClient; settings: NonNullable<Config["services"][string]["github"]>; log: Logger }
+    | undefined,
 ): Promise<ExecutionResult> {
   const where = { namespace: target.namespace, deployment: target.deployment, container: target.container };
   switch (data.kind) {
-    case "deploy":
+    case "deploy": {
       if (!data.version) throw new UnrecoverableError("deploy job without a version");
-      return executor.deploy(where, `${target.image}:${data.version}`, ctx);
+      if (!github) return executor.deploy(where, `${target.image}:${data.version}`, ctx);
+      // The version names code: resolve it (or take the commit fixed at approval), insist on green
+      // checks, and record the deploy where the team looks, never leaving the record in progress.
+      const repo = toRepoRef(github.settings.repo);
+      const resolved = await resolveRef(github.client, repo, data.sha ?? data.version, {
+        imageTagTemplate: github.settings.imageTag,
+        signal: ctx.signal,
+      });
+      await checkRequired(github.client, repo, resolved.sha, {
+        required: github.settings.requiredChecks,
+        signal: ctx.signal,
+      });
+      const image = `${target.image}:${resolved.imageTag}`;
+      if (!github.settings.deployments) return executor.deploy(where, image, ctx);
+      return recordDeployment(
+        github.client,
+        {
+          repo,
+          sha: resolved.sha,
+          ref: data.version,
+          environment: data.env,
+          jobId: ctx.jobId,
+          payload: { image },
+          log: github.log,
+          signal: ctx.signal,
+        },
+        () => executor.deploy(where, image, ctx),
+      );
+    }
     case "rollback":
       return executor.rollback(where, data.revision, ctx);
     case "scale":
@@ -156,31 +196,42 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     const timeout = AbortSignal.timeout(rolloutTimeoutMs);
     let progressChain: Promise<unknown> = Promise.resolve();
     try {
-      const result = await execute(executor, data, target, {
-        jobId,
-        fence: lease.fence,
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-        onProgress(progress) {
-          // Serialised so the store sees progress in order; a failed write only loses a tick.
-          progressChain = progressChain
-            .then(() =>
-              status.emit(
-                jobId,
-                {
-                  phase: "progress",
-                  text: progressText(data.kind, progress),
-                  progress: {
-                    updated: progress.updated,
-                    available: progress.available,
-                    desired: progress.desired,
+      const githubSettings = config.services[data.service]?.github;
+      const github =
+        options.github && githubSettings
+          ? { client: options.github, settings: githubSettings, log }
+          : undefined;
+      const result = await execute(
+        executor,
+        data,
+        target,
+        {
+          jobId,
+          fence: lease.fence,
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          onProgress(progress) {
+            // Serialised so the store sees progress in order; a failed write only loses a tick.
+            progressChain = progressChain
+              .then(() =>
+                status.emit(
+                  jobId,
+                  {
+                    phase: "progress",
+                    text: progressText(data.kind, progress),
+                    progress: {
+                      updated: progress.updated,
+                      available: progress.available,
+                      desired: progress.desired,
+                    },
                   },
-                },
-                ["position"],
-              ),
-            )
-            .catch((error: unknown) => log.warn({ jobId, err: error }, "could not record progress"));
+                  ["position"],
+                ),
+              )
+              .catch((error: unknown) => log.warn({ jobId, err: error }, "could not record progress"));
+          },
         },
-      });
+        github,
+      );
       await progressChain;
       const finishedAt = Date.now();
       return {

@@ -9,6 +9,7 @@ import type { Config } from "../../src/core/config.ts";
 import type { JobState } from "../../src/core/model.ts";
 import { terminalPhases } from "../../src/core/model.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
+import type { GitHubClient } from "../../src/github/index.ts";
 import type { ChatPort } from "../../src/notify/chat-port.ts";
 import { loadExampleConfig } from "./example-config.ts";
 
@@ -67,6 +68,7 @@ export async function startTestRuntime(options: {
   work?: boolean;
   notify?: boolean;
   concurrency?: number;
+  github?: GitHubClient;
 }): Promise<TestRuntime> {
   const config = options.config ?? testConfig();
   const chat = createRecordingChat();
@@ -80,6 +82,7 @@ export async function startTestRuntime(options: {
     work: options.work ?? true,
     notify: options.notify ?? true,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.github ? { github: options.github } : {}),
   });
   return {
     runtime,

@@ -1,0 +1,117 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
+import { createGitHubClient } from "../../src/github/index.ts";
+import { type GitHubEmulator, startGitHubEmulator } from "../emulators/github/index.ts";
+import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
+import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
+
+let github: GitHubEmulator;
+let kube: KubeEmulator;
+let dir: string;
+let t: TestRuntime;
+let head: string;
+
+beforeAll(async () => {
+  github = await startGitHubEmulator();
+  github.createRepo("acme/api", { "README.md": "api\n" });
+  head = github.commit("acme/api", "main", "Add the health endpoint", {
+    author: { name: "Dev One", email: "dev1@example.com", login: "dev-1" },
+  });
+  kube = await startKubeEmulator({
+    deployments: [
+      { namespace: "staging", name: "api", image: "ghcr.io/acme/api:v1", replicas: 2 },
+      { namespace: "production", name: "api", image: "ghcr.io/acme/api:v1", replicas: 2 },
+    ],
+    stepMs: 20,
+  });
+  dir = await mkdtemp(join(tmpdir(), "shipbot-github-e2e-"));
+  const kubeconfigPath = await kube.writeKubeconfig(join(dir, "kubeconfig"));
+  const base = testConfig();
+  const api = base.services.api;
+  if (!api) throw new Error("example config has no api");
+  const config = {
+    ...base,
+    services: {
+      ...base.services,
+      api: {
+        ...api,
+        github: { repo: "acme/api", imageTag: "{sha7}", requiredChecks: ["ci/build"], deployments: true },
+      },
+    },
+  };
+  t = await startTestRuntime({
+    executor: createKubernetesExecutor({ kubeConfig: loadKubeConfig({ kubeconfigPath }), pollMs: 20 }),
+    config,
+    github: createGitHubClient({
+      auth: { kind: "token", token: "ghp_test" },
+      baseUrl: github.url,
+      writeSpacingMs: 0,
+      notifySpacingMs: 0,
+    }),
+  });
+});
+
+afterAll(async () => {
+  await t?.close();
+  await kube?.close();
+  await github?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("deploying a git ref", () => {
+  it("refuses a commit whose required check is red, naming the check, and changes nothing", async () => {
+    github.setStatus("acme/api", head, "ci/build", "failure", "https://ci.example.com/build/1");
+    const reply = await t.runtime.handle(chatCommand("/deploy api staging main", demoUser));
+    const failed = await t.waitForPhase(reply.jobIds[0] as string, ["failed"]);
+    expect(failed.text).toContain("ci/build");
+    expect(failed.text).toContain("https://ci.example.com/build/1");
+    expect(kube.writes("staging", "api")).toBe(0);
+    expect(github.deployments("acme/api")).toEqual([]);
+  });
+
+  it("deploys the commit the branch names once checks are green, and records a GitHub deployment", async () => {
+    github.setStatus("acme/api", head, "ci/build", "success");
+    const reply = await t.runtime.handle(chatCommand("/deploy api staging main", demoUser));
+    const done = await t.waitForPhase(reply.jobIds[0] as string, ["succeeded"]);
+    const image = `ghcr.io/acme/api:${head.slice(0, 7)}`;
+    expect(done.text).toMatch(new RegExp(`^Deployed ${image.replaceAll(".", "\\.")} in \\d+s$`));
+    expect(kube.deployment("staging", "api").spec.template.spec.containers[0].image).toBe(image);
+    const [deployment] = github.deployments("acme/api");
+    expect(deployment).toMatchObject({ sha: head, environment: "staging" });
+    expect(deployment?.statuses.map((s) => s.state)).toEqual(["in_progress", "success"]);
+  });
+
+  it("deploys the commit that was approved, even if the branch moved on since", async () => {
+    const sre = (n: number) => ({ id: `slack:U0SRE0000${n}`, name: `sre-${n}`, groups: ["slack:S0SRE"] });
+    const reply = await t.runtime.handle(chatCommand("/deploy api production main", sre(1)));
+    const jobId = reply.jobIds[0] as string;
+    const pending = await t.waitForPhase(jobId, ["pending-approval"]);
+    expect(pending.text).toContain(`commit ${head.slice(0, 7)}`);
+    const later = github.commit("acme/api", "main", "Something nobody approved");
+    github.setStatus("acme/api", later, "ci/build", "success");
+    for (const n of [2, 3]) {
+      await t.runtime.handleAction({
+        id: `c${n}`,
+        user: sre(n),
+        conversation: { platform: "shell", channel: "test" },
+        action: "approve",
+        value: jobId,
+        receivedAt: Date.now(),
+      });
+    }
+    await t.waitForPhase(jobId, ["succeeded"]);
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
+      `ghcr.io/acme/api:${head.slice(0, 7)}`,
+    );
+  });
+
+  it("answers an unknown ref with the repository it looked in", async () => {
+    const reply = await t.runtime.handle(chatCommand("/deploy api staging no-such-branch", demoUser));
+    const failed = await t.waitForPhase(reply.jobIds[0] as string, ["failed"]);
+    expect(failed.text).toBe("Failed: no branch, tag or commit `no-such-branch` in acme/api");
+  });
+});
