@@ -13,7 +13,9 @@ import { createConversationStore, createTeamsAdapter } from "../adapters/teams/i
 import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { readSettings, SettingsError } from "../config/settings.ts";
 import { isShipbotError } from "../core/errors.ts";
+import { createGitOpsExecutor } from "../executors/gitops/index.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../executors/kubernetes/index.ts";
+import { gitOpsFileFor, routeExecutor } from "../executors/route-executor.ts";
 import { createGitHubClient } from "../github/index.ts";
 import { createDashboardRoute } from "../http/create-dashboard-route.ts";
 import { createHttpServer } from "../http/create-http-server.ts";
@@ -76,13 +78,41 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger(settings.logLevel);
   const config = await loadConfig(settings.configPath);
-  const executor = createKubernetesExecutor({
+  const github = settings.github
+    ? createGitHubClient({
+        auth: settings.github.auth,
+        ...(settings.github.baseUrl ? { baseUrl: settings.github.baseUrl } : {}),
+        log,
+      })
+    : undefined;
+  const kubernetes = createKubernetesExecutor({
     kubeConfig: loadKubeConfig({ kubeconfigPath: settings.kubeconfigPath }),
   });
+  const viaGitOps = Object.entries(config.services).filter(([, svc]) => svc.gitops !== undefined);
+  if (viaGitOps.length > 0 && !github) {
+    throw new SettingsError(
+      `${viaGitOps.map(([name]) => name).join(", ")} deploy through GitOps: set GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID) so shipbot can commit to the config repositories`,
+    );
+  }
+  const executor = routeExecutor(
+    config,
+    kubernetes,
+    github && viaGitOps.length > 0
+      ? createGitOpsExecutor({
+          github,
+          kubeExecutorForWatching: kubernetes,
+          repos: (target) => gitOpsFileFor(config, target),
+          timeoutMs: config.queue.rolloutTimeoutMs,
+          pollMs: 2_000,
+          log,
+        })
+      : undefined,
+  );
   const shellChat = createShellChat(process.stdout, Boolean(process.stdout.isTTY));
 
   if (command === "shell") {
     const runtime = await createRuntime({
+      ...(github ? { github } : {}),
       config,
       redisUrl: settings.redisUrl,
       executor,
@@ -167,13 +197,6 @@ async function main(argv: string[]): Promise<number> {
           conversationStore: createConversationStore({ redis: teamsRedis, prefix: config.redisPrefix }),
         })
       : undefined;
-  const github = settings.github
-    ? createGitHubClient({
-        auth: settings.github.auth,
-        ...(settings.github.baseUrl ? { baseUrl: settings.github.baseUrl } : {}),
-        log,
-      })
-    : undefined;
   const metrics = createMetrics({ commandNames: commandRegistry.keys() });
   runtime = await createRuntime({
     ...(github ? { github } : {}),

@@ -47,8 +47,50 @@ const serviceGitHub = z.strictObject({
   deployments: z.boolean().default(true),
 });
 
+/** For Argo CD and Flux users: a deploy is a commit of the new tag to a config repository. */
+const serviceGitOps = z
+  .strictObject({
+    repo: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/,
+        "must be owner/name, e.g. acme/deploy",
+      ),
+    branch: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+      .default("main"),
+    /** The YAML file to edit; `{env}` is replaced by the environment. */
+    path: z
+      .string()
+      .regex(
+        /^(?!\/)(?!.*\.\.)[A-Za-z0-9._/{}-]+\.ya?ml$/,
+        "a .yaml path in the repository; {env} is replaced",
+      ),
+    format: z.enum(["kustomize-images", "yaml-path"]),
+    /** For yaml-path: the dotted path of the tag, e.g. image.tag. */
+    yamlPath: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/)
+      .optional(),
+    /** The kustomize image name; default: the service's image. */
+    imageName: imageRepositorySchema.optional(),
+    mode: z.enum(["commit", "pull-request"]).default("commit"),
+    autoMerge: z.boolean().default(false),
+    replicasPath: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/)
+      .optional(),
+  })
+  .refine((g) => g.format !== "yaml-path" || g.yamlPath !== undefined, {
+    message: "format yaml-path needs yamlPath",
+    path: ["yamlPath"],
+  });
+
 const service = z.strictObject({
   github: serviceGitHub.optional(),
+  /** Deploy by committing to a config repository instead of patching the cluster. */
+  gitops: serviceGitOps.optional(),
   description: z.string().max(200).optional(),
   /** Image repository without a tag; `deploy api staging v2` runs `<image>:v2`. */
   image: imageRepositorySchema,
