@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { auditMaxLength } from "../audit/audit-log.ts";
 import type { Keys } from "../queue/keys.ts";
 import { stateTtlMs } from "./status-store.ts";
-import { transitionLua } from "./transition-lua.ts";
+import { interimCardDelayMs, transitionLua } from "./transition-lua.ts";
 
 /**
  * Turns what BullMQ records about the operations queue into shipbot's own records, off the hot path:
@@ -20,7 +20,7 @@ import { transitionLua } from "./transition-lua.ts";
  */
 const addedScript = `${transitionLua}
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-return transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', nowMs(), 0, ARGV[2], ARGV[3], {}, {})
+return transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', nowMs(), ${interimCardDelayMs}, ARGV[2], ARGV[3], {}, {})
 `;
 
 const finishedScript = `${transitionLua}

@@ -59,5 +59,12 @@ local function recordHistory(historyPrefix, meta, jobId, phase, image, now)
 end
 `;
 
-/** How long progress waits before its card is rendered, so ticks coalesce; other states render at once. */
+/** How long progress waits before its card is rendered, so ticks coalesce. */
 export const progressCardDelayMs = 300;
+
+/**
+ * Queued and running wait this long before their card is rendered: an operation that ends within it
+ * (a no-op scale, a cancelled job) shows its final state in one post instead of three. Final states and
+ * approval requests render at once.
+ */
+export const interimCardDelayMs = 150;

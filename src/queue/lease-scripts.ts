@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { auditMaxLength } from "../audit/audit-log.ts";
 import { stateTtlMs } from "../notify/status-store.ts";
-import { transitionLua } from "../notify/transition-lua.ts";
+import { interimCardDelayMs, transitionLua } from "../notify/transition-lua.ts";
 import type { Keys } from "./keys.ts";
 
 /**
@@ -99,7 +99,7 @@ if not busy then
   redis.call('SET', lease, jobId .. '|' .. fence)
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
-  transition(state, bullJob, audit, cards, jobId, 'running', runningText, now, 0, auditMax, ttl,
+  transition(state, bullJob, audit, cards, jobId, 'running', runningText, now, ${interimCardDelayMs}, auditMax, ttl,
     { 'startedAt', tostring(now), 'fence', tostring(fence) }, { 'position' })
   return {'acquired', tostring(fence)}
 end
