@@ -294,7 +294,7 @@ async function main(): Promise<void> {
       shipbot: Math.round(shipAdd.rate),
       baseline: Math.round(rawAdd.rate),
       ratio: shipAdd.rate / rawAdd.rate,
-      notes: `${inFlight} in flight, ${enqueueCount} commands; parse+authorize+enqueue+card state+audit vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}`,
+      notes: `${inFlight} in flight, ${enqueueCount} commands; tokenize+zod+authorize+freeze guard+one Queue.add vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}`,
     });
     const rawRun = await measure(rawDrain);
     const shipRun = await measure(shipbotDrain);
@@ -304,7 +304,7 @@ async function main(): Promise<void> {
       shipbot: Math.round(shipRun.rate),
       baseline: Math.round(rawRun.rate),
       ratio: shipRun.rate / rawRun.rate,
-      notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; lease+states+audit+notifier signal vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
+      notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire script (guards, lease, running state, audit, card signal) vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
     });
     const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
     results.push({
