@@ -23,7 +23,7 @@ import { createMetricsRoute } from "../http/create-metrics-route.ts";
 import { collectQueueMetrics, toQueueTargets } from "../observability/collect-queue-metrics.ts";
 import { createLogger } from "../observability/create-logger.ts";
 import { createMetrics, timeAcks } from "../observability/metrics.ts";
-import { createRedis } from "../queue/redis.ts";
+import { checkEvictionPolicy, createRedis } from "../queue/redis.ts";
 import { createRuntime, type Runtime } from "./create-runtime.ts";
 import { runAudit } from "./run-audit.ts";
 import { runDemo } from "./run-demo.ts";
@@ -237,6 +237,9 @@ async function main(argv: string[]): Promise<number> {
       const reasons: string[] = [];
       try {
         await live.redis.ping();
+        // BullMQ's guarantees hold only without eviction; a Redis that may drop keys is not ready.
+        const eviction = await checkEvictionPolicy(live.redis);
+        if (eviction) reasons.push(eviction);
       } catch {
         reasons.push("Redis is not reachable");
       }
