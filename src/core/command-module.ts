@@ -9,6 +9,8 @@ export interface JobSpec {
   kind: JobKind;
   target: ResolvedTarget;
   version?: string;
+  /** deploy: past red checks; only where the environment's approval policy allows it. */
+  force?: true;
   revision?: number;
   replicas?: number;
 }

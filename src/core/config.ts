@@ -147,6 +147,8 @@ const approvalPolicy = z.strictObject({
     .default(30),
   /** Rollbacks are how incidents end: by default they skip approval. */
   rollbacks: z.enum(["skip", "require"]).default("skip"),
+  /** Whether `deploy … --force` may go past red or pending required checks (it still needs this approval). */
+  allowForce: z.boolean().default(false),
 });
 
 const environment = z.strictObject({

@@ -52,6 +52,8 @@ export const jobDataSchema = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{40}$/)
     .optional(),
+  /** deploy: go ahead although required checks are not green (only where policy allows; always approved). */
+  force: z.literal(true).optional(),
   /** rollback: the revision to return to (omitted: the previous one). */
   revision: z.int().min(1).max(1_000_000).optional(),
   /** scale: the replica count. */

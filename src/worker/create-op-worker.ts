@@ -8,9 +8,11 @@ import { type JobData, jobDataSchema } from "../core/model.ts";
 import type { ExecutionContext, ExecutionResult, ExecutorPort, RolloutProgress } from "../executors/port.ts";
 import {
   checkRequired,
+  findDeploymentByImage,
   type GitHubClient,
   recordDeployment,
   resolveRef,
+  startDeployment,
   toRepoRef,
 } from "../github/index.ts";
 import type { StatusStore } from "../notify/status-store.ts";
@@ -111,6 +113,7 @@ async function execute(
       });
       await checkRequired(github.client, repo, resolved.sha, {
         required: github.settings.requiredChecks,
+        force: data.force === true,
         signal: ctx.signal,
       });
       const image = `${target.image}:${resolved.imageTag}`;
@@ -130,11 +133,47 @@ async function execute(
         () => executor.deploy(where, image, ctx),
       );
     }
-    case "rollback":
-      return executor.rollback(where, data.revision, ctx);
+    case "rollback": {
+      const result = await executor.rollback(where, data.revision, ctx);
+      if (github?.settings.deployments) await recordRollback(github, data, ctx, result);
+      return result;
+    }
     case "scale":
       if (data.replicas === undefined) throw new UnrecoverableError("scale job without a replica count");
       return executor.scale(where, data.replicas, ctx);
+  }
+}
+
+/**
+ * A rollback is recorded as a deployment of the commit that image came from, marking the others
+ * inactive as GitHub expects. The rollback itself already happened: a GitHub failure here is logged,
+ * never turned into a failed rollback.
+ */
+async function recordRollback(
+  github: { client: GitHubClient; settings: NonNullable<Config["services"][string]["github"]>; log: Logger },
+  data: JobData,
+  ctx: ExecutionContext,
+  result: ExecutionResult,
+): Promise<void> {
+  try {
+    const repo = toRepoRef(github.settings.repo);
+    const found = await findDeploymentByImage(github.client, repo, data.env, result.image, {
+      signal: ctx.signal,
+    });
+    if (!found) return;
+    const deployment = await startDeployment(github.client, {
+      repo,
+      sha: found.sha,
+      ref: found.ref,
+      environment: data.env,
+      jobId: ctx.jobId,
+      payload: { image: result.image },
+      rollback: true,
+      signal: ctx.signal,
+    });
+    await deployment.succeed();
+  } catch (error) {
+    github.log.warn({ jobId: ctx.jobId, err: error }, "rolled back, but could not record it on GitHub");
   }
 }
 

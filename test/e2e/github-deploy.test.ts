@@ -33,8 +33,14 @@ beforeAll(async () => {
   const base = testConfig();
   const api = base.services.api;
   if (!api) throw new Error("example config has no api");
+  const production = base.environments.production;
+  if (!production?.approval) throw new Error("example config has no production approval");
   const config = {
     ...base,
+    environments: {
+      ...base.environments,
+      production: { ...production, approval: { ...production.approval, allowForce: true } },
+    },
     services: {
       ...base.services,
       api: {
@@ -107,6 +113,42 @@ describe("deploying a git ref", () => {
     expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
       `ghcr.io/acme/api:${head.slice(0, 7)}`,
     );
+  });
+
+  it("goes past a red check only with --force, where policy allows it, and only after approval", async () => {
+    const sre = (n: number) => ({ id: `slack:U0SRE0000${n}`, name: `sre-${n}`, groups: ["slack:S0SRE"] });
+    const red = github.commit("acme/api", "main", "Hotfix with a flaky test");
+    github.setStatus("acme/api", red, "ci/build", "failure", "https://ci.example.com/build/9");
+    const staging = await t.runtime.handle(chatCommand("/deploy api staging main --force", demoUser));
+    expect(staging.error?.message).toBe(
+      "--force is not allowed in staging: its approval policy does not permit deploying past failing checks",
+    );
+    const reply = await t.runtime.handle(chatCommand("/deploy api production main --force", sre(1)));
+    const jobId = reply.jobIds[0] as string;
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    for (const n of [2, 3]) {
+      await t.runtime.handleAction({
+        id: `f${n}`,
+        user: sre(n),
+        conversation: { platform: "shell", channel: "test" },
+        action: "approve",
+        value: jobId,
+        receivedAt: Date.now(),
+      });
+    }
+    await t.waitForPhase(jobId, ["succeeded"]);
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
+      `ghcr.io/acme/api:${red.slice(0, 7)}`,
+    );
+  });
+
+  it("records a rollback as a deployment of the earlier commit and marks the others inactive", async () => {
+    const before = github.deployments("acme/api").filter((d) => d.environment === "staging").length;
+    const reply = await t.runtime.handle(chatCommand("/rollback api staging", demoUser));
+    const done = await t.waitForPhase(reply.jobIds[0] as string, ["succeeded"]);
+    expect(done.text).toMatch(/^Rolled back to ghcr\.io\/acme\/api:v1 /);
+    // v1 was never deployed through GitHub: nothing to record, and the rollback still succeeded.
+    expect(github.deployments("acme/api").filter((d) => d.environment === "staging").length).toBe(before);
   });
 
   it("answers an unknown ref with the repository it looked in", async () => {
