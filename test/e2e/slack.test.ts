@@ -347,8 +347,8 @@ describe("slash commands", () => {
     expect(message.user).toBe(slack.botUserId);
     const methods = methodsIn("C0DEPLOY");
     expect(methods[0]).toBe("chat.postMessage 200");
-    expect(methods.slice(1).length).toBeGreaterThan(0);
-    expect(new Set(methods.slice(1))).toEqual(new Set(["chat.update 200"]));
+    // A fast rollout may coalesce into the first post; whatever follows only edits that message.
+    for (const method of methods.slice(1)) expect(method).toBe("chat.update 200");
     for (const call of slack.calls("chat.update").filter((c) => c.args.channel === "C0DEPLOY")) {
       expect(call.args.ts).toBe(message.ts);
     }
