@@ -19,6 +19,8 @@ fi
 
 # promtool and Chromium for the metrics and dashboard tests.
 bash "$(dirname "$0")/install-test-tools.sh"
+# Prometheus and Alertmanager for the alerting end-to-end test.
+bash "$(dirname "$0")/install-alerting.sh"
 
 redis_url="${REDIS_URL:-redis://127.0.0.1:6379}"
 if ! redis-cli -u "$redis_url" ping >/dev/null 2>&1; then

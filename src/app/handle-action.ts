@@ -26,6 +26,8 @@ export interface ActionDeps {
   status: Pick<StatusStore, "read">;
   approvals: Approvals;
   audit: AuditLog;
+  /** Buttons of alert cards (`alert-*`), handled by src/alerts. */
+  alerts?: (action: ChatAction) => Promise<CommandReply>;
 }
 
 const jobIdPattern = /^j[0-9a-z]{6,20}$/;
@@ -85,6 +87,8 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
   }
 
   return async function handleAction(action: ChatAction): Promise<CommandReply> {
+    // Alert buttons carry an alert card id, not a job id.
+    if (action.action.startsWith("alert-") && deps.alerts) return deps.alerts(action);
     if (!jobIdPattern.test(action.value))
       return answer(false, "that button no longer refers to a job shipbot knows");
     // The same button on the same card means the same operation, whoever clicks and however often:

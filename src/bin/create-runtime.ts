@@ -4,6 +4,12 @@ import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { commandRegistry } from "../../commands/index.ts";
+import {
+  createAlertActionHandler,
+  createAlertCardSource,
+  defaultAlertsConfig,
+  startAlertProcessor,
+} from "../alerts/index.ts";
 import { type ChatAction, createActionHandler } from "../app/handle-action.ts";
 import { type CommandHandler, type CommandReply, createCommandHandler } from "../app/handle-command.ts";
 import { startApprovalSweeper } from "../app/sweep-approvals.ts";
@@ -44,6 +50,8 @@ export interface RuntimeOptions {
   cardSources?: CardSource[];
   /** Where this process counts commands, jobs, chat calls and Redis errors (see docs/metrics.md). */
   metrics?: Metrics;
+  /** Alertmanager's base URL, for the Silence button of alert cards (ALERTMANAGER_URL). */
+  alertmanagerUrl?: string;
 }
 
 export interface Runtime {
@@ -66,6 +74,7 @@ export interface Runtime {
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { config, log } = options;
   const keys = createKeys(config.redisPrefix);
+  const alerts = config.alerts ?? defaultAlertsConfig;
   // The accept path fails fast so a person hears "queue unavailable" at once; workers wait for Redis.
   const redis = createRedis({ url: options.redisUrl, role: "producer" });
   redis.on("error", (error) => log.warn({ err: error }, "redis connection problem"));
@@ -122,13 +131,21 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       deriverRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (deriver)"));
       if (metrics) countRedisErrors(deriverRedis, metrics, "deriver");
       const deriver = createDeriver({ redis: deriverRedis, keys, queue: workerOps.queue, log, consumer });
+      // Alert notifications are applied where cards are kept up to date; their cards render here too.
+      const alertProcessor = startAlertProcessor({ redis: workerRedis, keys, config: alerts, log });
+      const alertCards = createAlertCardSource({
+        redis: workerRedis,
+        keys,
+        config: alerts,
+        history: (service, env, count) => workerStatus.history(service, env, count),
+      });
       const notifier = createNotifier({
         redis: workerRedis,
         keys,
         status: workerStatus,
         chats: metrics ? instrumentChatPorts(options.chats, metrics) : options.chats,
         log,
-        ...(options.cardSources ? { sources: options.cardSources } : {}),
+        sources: [...(options.cardSources ?? []), alertCards],
       });
       const sweeper = startApprovalSweeper({
         approvals: createApprovals(workerRedis, keys),
@@ -137,6 +154,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         log,
       });
       closers.push(
+        () => alertProcessor.close(),
         () => notifier.close(),
         () => deriver.close(),
         () => sweeper.close(),
@@ -162,7 +180,23 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     keys,
     redis,
     handle,
-    handleAction: createActionHandler(handle, { config, ops, status, approvals, audit }),
+    handleAction: createActionHandler(handle, {
+      config,
+      ops,
+      status,
+      approvals,
+      audit,
+      alerts: createAlertActionHandler({
+        redis,
+        keys,
+        config,
+        alerts,
+        handle,
+        audit,
+        log,
+        ...(options.alertmanagerUrl ? { alertmanagerUrl: options.alertmanagerUrl } : {}),
+      }),
+    }),
     ops,
     status,
     audit,

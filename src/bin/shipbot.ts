@@ -10,6 +10,7 @@ import {
   slackGroupIdsOf,
 } from "../adapters/slack/index.ts";
 import { createConversationStore, createTeamsAdapter } from "../adapters/teams/index.ts";
+import { createAlertInbox, createAlertsRoute } from "../alerts/index.ts";
 import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { readSettings, SettingsError } from "../config/settings.ts";
 import { isShipbotError } from "../core/errors.ts";
@@ -213,6 +214,7 @@ async function main(argv: string[]): Promise<number> {
     work: command !== "serve" && !flags.has("--no-jobs"),
     notify,
     metrics,
+    ...(settings.alerts.alertmanagerUrl ? { alertmanagerUrl: settings.alerts.alertmanagerUrl } : {}),
   });
   const live = runtime;
   collectQueueMetrics({
@@ -250,6 +252,15 @@ async function main(argv: string[]): Promise<number> {
       ...(slackIn ? timeAcks(slackIn.routes, metrics, "slack") : {}),
       ...(teams && accept ? timeAcks(teams.routes, metrics, "teams") : {}),
       "GET /metrics": createMetricsRoute(metrics.registry),
+      ...(settings.alerts.token && accept
+        ? {
+            "POST /hooks/alertmanager": createAlertsRoute({
+              token: settings.alerts.token,
+              ingest: createAlertInbox(live.redis, live.keys).push,
+              log: log.child({ route: "alertmanager" }),
+            }),
+          }
+        : {}),
       ...dashboard?.routes,
     },
   });

@@ -45,6 +45,8 @@ const settingsSchema = z.object({
   SHIPBOT_DASHBOARD_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   SHIPBOT_DASHBOARD_USER: z.string().min(1).default("admin"),
   SHIPBOT_DASHBOARD_PASSWORD: z.string().min(12, "must be at least 12 characters").optional(),
+  SHIPBOT_ALERTMANAGER_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  ALERTMANAGER_URL: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export interface Settings {
@@ -77,6 +79,8 @@ export interface Settings {
     | undefined;
   /** The read-only queue dashboard; present (and mounted) only when a token or a password is set. */
   dashboard: { token?: string; username: string; password?: string } | undefined;
+  /** The Alertmanager webhook (mounted only when its token is set) and Alertmanager's URL for silences. */
+  alerts: { token?: string; alertmanagerUrl?: string };
 }
 
 export class SettingsError extends Error {
@@ -169,5 +173,9 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
             ...(s.SHIPBOT_DASHBOARD_TOKEN === undefined ? {} : { token: s.SHIPBOT_DASHBOARD_TOKEN }),
             ...(s.SHIPBOT_DASHBOARD_PASSWORD === undefined ? {} : { password: s.SHIPBOT_DASHBOARD_PASSWORD }),
           },
+    alerts: {
+      ...(s.SHIPBOT_ALERTMANAGER_TOKEN === undefined ? {} : { token: s.SHIPBOT_ALERTMANAGER_TOKEN }),
+      ...(s.ALERTMANAGER_URL === undefined ? {} : { alertmanagerUrl: s.ALERTMANAGER_URL }),
+    },
   };
 }

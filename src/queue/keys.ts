@@ -31,6 +31,8 @@ export interface Keys {
   locks: string;
   /** Hash: env → ad hoc freeze JSON. */
   freezes: string;
+  /** Hash: "<service>:<env>" → incident JSON, set by firing severe alerts (src/alerts). */
+  incidents: string;
   /** Sorted set: approval requests by when they expire (or when an approved one must be queued). */
   approvals: string;
   /** String: the approval request pending for a target, so a newer request voids it. */
@@ -67,6 +69,7 @@ export function createKeys(prefix: string): Keys {
     approvals: `${ops}:approvals`,
     pendingApproval: (service, env) => `${ops}:pending-approval:${service}:${env}`,
     freezes: `${ops}:freezes`,
+    incidents: `${ops}:incidents`,
     audit: `${ops}:audit`,
     cardRef: (jobId) => `${notify}:card:${jobId}`,
     pace: (key) => `${notify}:pace:${key}`,

@@ -19,7 +19,7 @@ import type { Keys } from "./keys.ts";
  */
 const acquireScript = `${transitionLua}
 local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local locks, freezes = KEYS[10], KEYS[11]
+local locks, freezes, incidents = KEYS[10], KEYS[11], KEYS[12]
 local jobId, member, score, staleMs, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local runningText, target, auditMax, ttl, bullPrefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local requester, service, env, scheduledFreeze = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
@@ -51,6 +51,15 @@ if not blocked and kind ~= 'rollback' then
       blocked = env .. ' is frozen by ' .. tostring(f.by) .. (f.reason and (': ' .. tostring(f.reason)) or '')
     elseif ok then
       redis.call('HDEL', freezes, env)
+    end
+  end
+  if not blocked then
+    -- A firing severe alert makes its target rollback-only until it resolves (set by src/alerts).
+    local incident = redis.call('HGET', incidents, service .. ':' .. env)
+    if incident then
+      local ok, i = pcall(cjson.decode, incident)
+      local what = (ok and type(i) == 'table') and (tostring(i.alert) .. ' since ' .. tostring(i.sinceText)) or 'alert'
+      blocked = target .. ' is in incident mode (' .. what .. '): only rollbacks run'
     end
   end
   if not blocked and scheduledFreeze ~= '' then blocked = scheduledFreeze end
@@ -196,7 +205,7 @@ export function lineScore(request: LeaseRequest): number {
 export function createLeases(redis: Redis, keys: Keys): Leases {
   const r = redis as ScriptRedis;
   if (typeof r.shipbotAcquire !== "function") {
-    redis.defineCommand("shipbotAcquire", { numberOfKeys: 11, lua: acquireScript });
+    redis.defineCommand("shipbotAcquire", { numberOfKeys: 12, lua: acquireScript });
     redis.defineCommand("shipbotCancel", { numberOfKeys: 6, lua: cancelScript });
   }
   return {
@@ -213,6 +222,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         keys.cards,
         keys.locks,
         keys.freezes,
+        keys.incidents,
         request.jobId,
         lineMember(request),
         lineScore(request),

@@ -290,7 +290,7 @@ describe("messages", () => {
     expect(card.conversationId).toBe(conversation);
     const calls = callsIn(conversation);
     expect(calls[0]).toMatchObject({ kind: "send", status: 201 });
-    expect(calls.slice(1).length).toBeGreaterThan(0);
+    // A fast rollout may coalesce into the first post; whatever follows only edits that activity.
     for (const call of calls.slice(1))
       expect(call).toMatchObject({ kind: "update", status: 200, activityId: card.id });
     // Progress coalesces, so the card may skip states, but it only moves forward and ends Deployed.

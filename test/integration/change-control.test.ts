@@ -67,6 +67,34 @@ describe("locks and freezes", () => {
     await t.waitForPhase(deploy.jobIds[0] as string, ["succeeded"]);
   });
 
+  it("makes a service×environment in incident mode rollback-only until the incident clears", async () => {
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({ executor: gated.executor });
+    const incident = {
+      alert: "HighErrorRate",
+      since: Date.now(),
+      sinceText: "14:02",
+      severity: "critical",
+      fingerprint: "f1",
+    };
+    await t.runtime.redis.hset(t.runtime.keys.incidents, "api:staging", JSON.stringify(incident));
+    const deploy = await t.runtime.handle(chatCommand("/deploy api staging v2"));
+    const waiting = await t.waitForPhase(deploy.jobIds[0] as string, ["waiting"]);
+    expect(waiting.text).toBe(
+      "Waiting · api/staging is in incident mode (HighErrorRate since 14:02): only rollbacks run",
+    );
+    const rollback = await t.runtime.handle(chatCommand("/rollback api staging"));
+    const [call] = await gated.started(1);
+    expect(call?.kind).toBe("rollback");
+    call?.finish();
+    await t.waitForPhase(rollback.jobIds[0] as string, ["succeeded"]);
+    await t.runtime.redis.hdel(t.runtime.keys.incidents, "api:staging");
+    const [, next] = await gated.started(2);
+    expect(next?.kind).toBe("deploy");
+    next?.finish();
+    await t.waitForPhase(deploy.jobIds[0] as string, ["succeeded"]);
+  });
+
   it("refuses a freeze that ends in the past or a time it cannot read", async () => {
     const gated = createGatedExecutor();
     t = await startTestRuntime({ executor: gated.executor, work: false, notify: false });

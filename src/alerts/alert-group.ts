@@ -1,0 +1,60 @@
+import type { Conversation } from "../core/model.ts";
+
+/** What a group's card needs about the group, refreshed with every change. */
+export interface AlertGroupMeta {
+  groupKey: string;
+  conversation: Conversation;
+  receiver: string;
+  externalURL: string;
+  groupLabels: Record<string, string>;
+  commonLabels: Record<string, string>;
+  alertname?: string;
+  service?: string;
+  env?: string;
+  severity?: string;
+  /** At or above the incident severity: the first post is immediate and the target goes rollback-only. */
+  critical: boolean;
+}
+
+/** One alert of a group, trimmed to what a card shows. */
+export interface StoredAlert {
+  status: "firing" | "resolved";
+  labels: Record<string, string>;
+  summary?: string;
+  startsAt: number;
+  endsAt: number;
+}
+
+export interface AlertGroupMark {
+  by: string;
+  byId: string;
+  at: number;
+}
+
+export interface AlertGroupState {
+  cardId: string;
+  seq: number;
+  meta: AlertGroupMeta;
+  alerts: Array<StoredAlert & { fingerprint: string }>;
+  ack?: AlertGroupMark;
+  silence?: AlertGroupMark & { id: string; until: number };
+}
+
+/** Reads a group hash (HGETALL) back into its parts; undefined when the group is unknown or expired. */
+export function fromGroupHash(cardId: string, hash: Record<string, string>): AlertGroupState | undefined {
+  if (!hash.meta) return undefined;
+  const alerts: AlertGroupState["alerts"] = [];
+  for (const [field, value] of Object.entries(hash)) {
+    if (field.startsWith("f:"))
+      alerts.push({ fingerprint: field.slice(2), ...(JSON.parse(value) as StoredAlert) });
+  }
+  const state: AlertGroupState = {
+    cardId,
+    seq: Number(hash.seq ?? 0),
+    meta: JSON.parse(hash.meta) as AlertGroupMeta,
+    alerts,
+  };
+  if (hash.ack) state.ack = JSON.parse(hash.ack) as AlertGroupMark;
+  if (hash.silence) state.silence = JSON.parse(hash.silence) as NonNullable<AlertGroupState["silence"]>;
+  return state;
+}

@@ -1,0 +1,70 @@
+/**
+ * Lua run once per alert group per channel for each notification. It compares every alert's
+ * "status|startsAt|endsAt" with what the group already holds, so a redelivered or repeated notification
+ * changes nothing and marks no card. A resolved alert never goes back to firing with the same start (that
+ * would be an older delivery arriving late). When something changed it bumps the group's sequence and
+ * marks the card in the notifier's set (ZADD LT: an earlier mark wins).
+ *
+ * KEYS: group hash, cards set. ARGV: card id, meta JSON, delay for a new card, delay for an update,
+ * ttl seconds, then triples of fingerprint, signature, alert JSON.
+ * Returns { changed alerts, seq, 1 if the group is new }.
+ */
+export const groupScript = `
+local group, cards = KEYS[1], KEYS[2]
+local cardId, meta, newDelay, updateDelay, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local isNew = redis.call('EXISTS', group) == 0
+local changed = 0
+for i = 6, #ARGV, 3 do
+  local fp, sig, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local old = redis.call('HGET', group, 's:' .. fp)
+  if old ~= sig then
+    local stale = false
+    if old then
+      local oldStatus, oldStart = string.match(old, '^([^|]*)|([^|]*)|')
+      local newStatus, newStart = string.match(sig, '^([^|]*)|([^|]*)|')
+      if oldStatus == 'resolved' and newStatus == 'firing' and oldStart == newStart then stale = true end
+    end
+    if not stale then
+      redis.call('HSET', group, 's:' .. fp, sig, 'f:' .. fp, body)
+      changed = changed + 1
+    end
+  end
+end
+if changed == 0 then
+  return { 0, tonumber(redis.call('HGET', group, 'seq') or '0'), 0 }
+end
+redis.call('HSET', group, 'meta', meta)
+local seq = redis.call('HINCRBY', group, 'seq', 1)
+redis.call('EXPIRE', group, ttl)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', cards, 'LT', now + (isNew and newDelay or updateDelay), cardId)
+return { changed, seq, isNew and 1 or 0 }
+`;
+
+/**
+ * Incident mode for one service×environment, driven by each severe alert. The target stays in incident
+ * mode while any of its severe alerts fires; the first one to fire names the incident.
+ *
+ * KEYS: incidents hash, the target's alerts hash. ARGV: field "<service>:<env>", fingerprint, status,
+ * startsAt, incident JSON, ttl seconds. Returns 1 when the target is in incident mode afterwards.
+ */
+export const incidentScript = `
+local incidents, alerts = KEYS[1], KEYS[2]
+local field, fp, status, startsAt, incident, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local old = redis.call('HGET', alerts, fp)
+if status == 'firing' then
+  if old ~= 'resolved|' .. startsAt then
+    redis.call('HSET', alerts, fp, 'firing|' .. startsAt)
+    redis.call('HSETNX', incidents, field, incident)
+  end
+else
+  redis.call('HSET', alerts, fp, 'resolved|' .. startsAt)
+end
+redis.call('EXPIRE', alerts, ttl)
+for _, v in ipairs(redis.call('HVALS', alerts)) do
+  if string.sub(v, 1, 7) == 'firing|' then return 1 end
+end
+redis.call('HDEL', incidents, field)
+return 0
+`;

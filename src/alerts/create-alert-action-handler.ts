@@ -1,0 +1,145 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { ChatAction } from "../app/handle-action.ts";
+import type { CommandHandler, CommandReply } from "../app/handle-command.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { createCard } from "../core/card.ts";
+import type { Config } from "../core/config.ts";
+import { ShipbotError, toShipbotError } from "../core/errors.ts";
+import { authorize, describeDenial } from "../core/policy.ts";
+import type { Keys } from "../queue/keys.ts";
+import { fromGroupHash } from "./alert-group.ts";
+import { alertCardIdPattern, createAlertKeys } from "./alert-keys.ts";
+import type { AlertsConfig } from "./alerts-config.ts";
+import { createSilence } from "./create-silence.ts";
+import { toDurationLabel } from "./render-alert-card.ts";
+
+export interface AlertActionOptions {
+  redis: Redis;
+  keys: Pick<Keys, "prefix" | "cards">;
+  /** Roles and permissions (the whole configuration). */
+  config: Pick<Config, "roles">;
+  alerts: AlertsConfig;
+  /** The normal command path: Roll back becomes `rollback <service> <env>` typed by the clicker. */
+  handle: CommandHandler;
+  /** Alertmanager's base URL for silences (ALERTMANAGER_URL); without it Silence answers why not. */
+  alertmanagerUrl?: string;
+  audit?: Pick<AuditLog, "append">;
+  fetch?: typeof fetch;
+  log: Logger;
+  now?: () => number;
+}
+
+export const alertActions = ["alert-rollback", "alert-ack", "alert-silence"] as const;
+
+export function isAlertAction(action: string): boolean {
+  return (alertActions as readonly string[]).includes(action);
+}
+
+function reply(ok: boolean, message: string, error?: ShipbotError): CommandReply {
+  const card = createCard(ok ? "success" : error?.code === "forbidden" ? "warning" : "failure", message);
+  return error ? { ok, card, jobIds: [], error, traceId: "" } : { ok, card, jobIds: [], traceId: "" };
+}
+
+const fail = (code: ShipbotError["code"], message: string) =>
+  reply(false, message, new ShipbotError(code, message));
+
+/**
+ * The buttons of alert cards. The value names the card; everything else (the target, the labels to
+ * silence) is read back from Redis, never taken from the click. Each click is authorized against the
+ * configuration by the clicker's immutable id: Acknowledge needs `read`, Silence needs `rollback` on the
+ * target (whoever may end an incident may quiet it); Roll back goes through the command path, where its
+ * own permission and approval rules apply.
+ */
+export function createAlertActionHandler(options: AlertActionOptions) {
+  const { redis, log } = options;
+  const alertKeys = createAlertKeys(options.keys);
+  const now = options.now ?? Date.now;
+
+  async function touch(cardId: string, field: string, value: unknown): Promise<void> {
+    const [seconds] = await redis.time();
+    await redis
+      .multi()
+      .hset(alertKeys.group(cardId), field, JSON.stringify(value))
+      .hincrby(alertKeys.group(cardId), "seq", 1)
+      // Rendered at once: the person who clicked is looking at the card.
+      .zadd(options.keys.cards, "LT", Number(seconds) * 1000, cardId)
+      .exec();
+  }
+
+  return async function handleAlertAction(action: ChatAction): Promise<CommandReply> {
+    if (!alertCardIdPattern.test(action.value))
+      return fail("usage", "that button no longer refers to an alert");
+    const group = fromGroupHash(action.value, await redis.hgetall(alertKeys.group(action.value)));
+    if (!group) return fail("not_found", "this alert group is no longer known (it expired)");
+    const { service, env } = group.meta;
+    const scope = { ...(service ? { service } : {}), ...(env ? { env } : {}) };
+    const by = { by: action.user.name, byId: action.user.id, at: now() };
+    try {
+      switch (action.action) {
+        case "alert-ack": {
+          const decision = authorize(options.config as Config, action.user, "read", scope);
+          if (!decision.allowed) return fail("forbidden", describeDenial("read", scope, decision));
+          if (group.ack) return reply(true, `Already acknowledged by ${group.ack.by}`);
+          await touch(group.cardId, "ack", by);
+          await options.audit?.append("alert.ack", {
+            actor: action.user.id,
+            card: group.cardId,
+            group: group.meta.groupKey,
+          });
+          return reply(true, `Acknowledged ${group.meta.alertname ?? "the alert"}`);
+        }
+        case "alert-silence": {
+          const decision = authorize(options.config as Config, action.user, "rollback", scope);
+          if (!decision.allowed) return fail("forbidden", describeDenial("rollback", scope, decision));
+          if (!options.alertmanagerUrl)
+            return fail("usage", "silences need ALERTMANAGER_URL; this shipbot has none configured");
+          const labels =
+            Object.keys(group.meta.commonLabels).length > 0
+              ? group.meta.commonLabels
+              : group.meta.groupLabels;
+          if (Object.keys(labels).length === 0)
+            return fail("usage", "this alert group has no labels to silence by");
+          const minutes = options.alerts.silenceMinutes;
+          const until = by.at + minutes * 60_000;
+          const id = await createSilence(
+            options.alertmanagerUrl,
+            {
+              labels,
+              startsAt: by.at,
+              endsAt: until,
+              createdBy: `${action.user.name} (${action.user.id}) via shipbot`,
+              comment: `Silenced for ${toDurationLabel(minutes)} from the alert card ${group.cardId}`,
+            },
+            options.fetch,
+          );
+          await touch(group.cardId, "silence", { ...by, id, until });
+          await options.audit?.append("alert.silence", {
+            actor: action.user.id,
+            card: group.cardId,
+            silence: id,
+          });
+          return reply(true, `Silenced for ${toDurationLabel(minutes)} (silence ${id})`);
+        }
+        case "alert-rollback": {
+          if (!service || !env)
+            return fail("usage", "this alert names no service and environment to roll back");
+          return await options.handle({
+            // One rollback per card and firing episode, however often or by whom it is clicked.
+            id: `button-alert-rollback-${group.cardId}-${group.alerts.reduce((m, a) => Math.max(m, a.startsAt), 0)}`,
+            user: action.user,
+            conversation: action.conversation,
+            text: `rollback ${service} ${env}`,
+            receivedAt: action.receivedAt,
+          });
+        }
+        default:
+          return fail("usage", `unknown alert action \`${action.action.slice(0, 40)}\``);
+      }
+    } catch (error) {
+      const e = toShipbotError(error);
+      log.warn({ err: error, action: action.action, card: group.cardId }, "alert action failed");
+      return reply(false, e.message, e);
+    }
+  };
+}

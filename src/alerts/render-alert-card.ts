@@ -1,0 +1,159 @@
+import { type Card, type CardAction, createCard } from "../core/card.ts";
+import type { HistoryEntry } from "../notify/status-store.ts";
+import type { AlertGroupState } from "./alert-group.ts";
+
+export interface AlertCardOptions {
+  now: number;
+  timeZone: string;
+  maxAlertsShown: number;
+  correlationWindowMinutes: number;
+  silenceMinutes: number;
+}
+
+/** A deploy shown on an alert card, and the version a rollback would return to. */
+export interface Correlation {
+  recent: Array<{ version: string; by: string; at: number }>;
+  previousVersion?: string;
+}
+
+/** The tag of an image reference ("ghcr.io/acme/api:v1.42.0" → "v1.42.0"); the reference when untagged. */
+export function toVersion(image: string | undefined): string {
+  if (!image) return "unknown version";
+  const colon = image.lastIndexOf(":");
+  return colon > image.lastIndexOf("/") ? image.slice(colon + 1) : image;
+}
+
+/**
+ * Deploys of the target that finished in the correlation window before the group fired, newest first,
+ * and the version before the newest one (what "Roll back" returns to). Pure.
+ */
+export function correlate(history: HistoryEntry[], firedAt: number, options: AlertCardOptions): Correlation {
+  const done = history.filter((h) => h.phase === "succeeded").sort((a, b) => b.at - a.at);
+  const from = firedAt - options.correlationWindowMinutes * 60_000;
+  const recent = done
+    .filter((h) => h.kind === "deploy" && h.at >= from)
+    .slice(0, 3)
+    .map((h) => ({ version: toVersion(h.image), by: h.by, at: h.at }));
+  const correlation: Correlation = { recent };
+  const current = done[0]?.image;
+  const previous = done.find((h) => h.image && h.image !== current)?.image;
+  if (previous) correlation.previousVersion = toVersion(previous);
+  return correlation;
+}
+
+function clock(ms: number, timeZone: string): string {
+  return new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+  }).format(ms);
+}
+
+function ago(ms: number, now: number): string {
+  const minutes = Math.max(0, Math.round((now - ms) / 60_000));
+  if (minutes < 1) return "just now";
+  if (minutes < 120) return `${minutes} min ago`;
+  return `${Math.round(minutes / 60)} h ago`;
+}
+
+export function toDurationLabel(minutes: number): string {
+  return minutes % 60 === 0 ? `${minutes / 60}h` : `${minutes}m`;
+}
+
+function describeLabels(labels: Record<string, string>, hide: Set<string>): string {
+  const shown = Object.entries(labels)
+    .filter(([name]) => !hide.has(name))
+    .slice(0, 6)
+    .map(([name, value]) => `${name}=${value}`);
+  return shown.length > 0 ? ` {${shown.join(", ")}}` : "";
+}
+
+/**
+ * One alert group in one channel: what fires and since when, the deploys that may have caused it, who
+ * acknowledged or silenced it, and the buttons. Resolved groups keep their history and lose the buttons.
+ * Pure: the clock and the correlation are passed in.
+ */
+export function renderAlertCard(
+  group: AlertGroupState,
+  correlation: Correlation | undefined,
+  options: AlertCardOptions,
+): Card {
+  const { meta } = group;
+  const firing = group.alerts.filter((a) => a.status === "firing").sort((a, b) => a.startsAt - b.startsAt);
+  const resolved = group.alerts.filter((a) => a.status === "resolved");
+  const isFiring = firing.length > 0;
+  const target = meta.service && meta.env ? `${meta.service}/${meta.env}` : undefined;
+  const name = meta.alertname ?? (Object.values(meta.groupLabels).join(" ") || "alert group");
+  const what = [meta.severity ? `[${meta.severity}]` : undefined, name, target].filter(Boolean).join(" ");
+  const since =
+    firing[0]?.startsAt || group.alerts.reduce((m, a) => Math.min(m, a.startsAt || m), options.now);
+  let card: Card;
+  if (isFiring) {
+    card = createCard(
+      meta.critical ? "failure" : "warning",
+      `🔥 ${what} · firing since ${clock(since, options.timeZone)}`,
+    );
+  } else {
+    const ended = resolved.reduce((m, a) => Math.max(m, a.endsAt), 0) || options.now;
+    card = createCard("success", `✅ ${what} · resolved at ${clock(ended, options.timeZone)}`);
+  }
+  card.lines.push(
+    isFiring
+      ? `${firing.length} firing${resolved.length > 0 ? ` · ${resolved.length} resolved` : ""}`
+      : `all ${resolved.length} resolved`,
+  );
+  const hide = new Set(["alertname", ...Object.keys(meta.commonLabels)]);
+  const listed = [...firing, ...resolved].slice(0, options.maxAlertsShown);
+  for (const alert of listed) {
+    const icon = alert.status === "firing" ? "•" : "✓";
+    const label =
+      alert.labels.alertname && alert.labels.alertname !== meta.alertname ? alert.labels.alertname : "";
+    const when = alert.startsAt ? ` since ${clock(alert.startsAt, options.timeZone)}` : "";
+    card.lines.push(
+      `${icon} ${label}${describeLabels(alert.labels, hide)}${when}${alert.summary ? ` · ${alert.summary}` : ""}`.replace(
+        /^(.) +/,
+        "$1 ",
+      ),
+    );
+  }
+  const more = group.alerts.length - listed.length;
+  if (more > 0) card.lines.push(`… and ${more} more`);
+
+  const last = correlation?.recent[0];
+  if (last) {
+    card.lines.push(`Last deploy ${ago(last.at, options.now)} by ${last.by}: ${last.version}`);
+    for (const earlier of correlation.recent.slice(1))
+      card.lines.push(`Earlier: ${earlier.version} by ${earlier.by}, ${ago(earlier.at, options.now)}`);
+  }
+  if (isFiring && meta.critical && target)
+    card.lines.push(`${target} is now rollback-only until this resolves`);
+  if (group.ack)
+    card.lines.push(`Acknowledged by ${group.ack.by} at ${clock(group.ack.at, options.timeZone)}`);
+  if (group.silence)
+    card.lines.push(
+      `Silenced by ${group.silence.by} until ${clock(group.silence.until, options.timeZone)} (silence ${group.silence.id})`,
+    );
+
+  if (isFiring) {
+    const actions: CardAction[] = [];
+    if (last && target)
+      actions.push({
+        id: "alert-rollback",
+        label: correlation?.previousVersion ? `Roll back to ${correlation.previousVersion}` : "Roll back",
+        value: group.cardId,
+        style: "danger",
+      });
+    if (!group.ack)
+      actions.push({ id: "alert-ack", label: "Acknowledge", value: group.cardId, style: "primary" });
+    if (!group.silence || group.silence.until <= options.now)
+      actions.push({
+        id: "alert-silence",
+        label: `Silence ${toDurationLabel(options.silenceMinutes)}`,
+        value: group.cardId,
+      });
+    card.actions = actions;
+  }
+  card.footer = `alert ${group.cardId} · ${meta.receiver}`;
+  return card;
+}

@@ -1,0 +1,452 @@
+/**
+ * Alerts against real Redis: the webhook route (auth, validation, size), the inbox and processor
+ * (redelivery, grouping, routing, incident mode), alert cards through the real notifier, and the buttons.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAlertKeys, toAlertCardId } from "../../src/alerts/alert-keys.ts";
+import type { WebhookPayload } from "../../src/alerts/alertmanager-payload.ts";
+import { type AlertsConfig, alertsConfigSchema } from "../../src/alerts/alerts-config.ts";
+import { createAlertActionHandler } from "../../src/alerts/create-alert-action-handler.ts";
+import { createAlertCardSource } from "../../src/alerts/create-alert-card-source.ts";
+import { createAlertInbox } from "../../src/alerts/create-alert-inbox.ts";
+import { createAlertsRoute } from "../../src/alerts/create-alerts-route.ts";
+import { type AlertProcessor, startAlertProcessor } from "../../src/alerts/start-alert-processor.ts";
+import type { ChatAction } from "../../src/app/handle-action.ts";
+import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
+import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
+import type { Card } from "../../src/core/card.ts";
+import type { ChatCommand, ChatUser, Conversation } from "../../src/core/model.ts";
+import { createHttpServer } from "../../src/http/create-http-server.ts";
+import type { ChatPort } from "../../src/notify/chat-port.ts";
+import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+
+const token = `am-${randomBytes(12).toString("hex")}`;
+const sre: ChatUser = { id: "slack:U0SRE00001", name: "sre-1", groups: [] };
+const nobody: ChatUser = { id: "slack:U0NOBODY01", name: "nobody", groups: [] };
+
+interface Message {
+  ref: string;
+  channel: string;
+  versions: Card[];
+}
+
+/** A chat platform that remembers every post and edit per channel. */
+function createChannelChat(): ChatPort & { messages: Message[]; calls: string[] } {
+  const messages: Message[] = [];
+  const calls: string[] = [];
+  return {
+    messages,
+    calls,
+    async post(conversation, card) {
+      const ref = `m${messages.length + 1}`;
+      messages.push({ ref, channel: conversation.channel, versions: [card] });
+      calls.push(`post ${conversation.channel}`);
+      return ref;
+    },
+    async update(conversation, ref, card) {
+      const message = messages.find((m) => m.ref === ref);
+      if (!message) throw new Error(`update of unknown message ${ref}`);
+      message.versions.push(card);
+      calls.push(`update ${conversation.channel}`);
+    },
+  };
+}
+
+const alerts: AlertsConfig = alertsConfigSchema.parse({
+  routes: [
+    { match: { team: "payments" }, channels: [{ platform: "shell", channel: "payments" }] },
+    {
+      match: { service: { regex: "api|web" } },
+      channels: [{ platform: "shell", channel: "ops" }],
+    },
+  ],
+  default: [{ platform: "shell", channel: "alerts" }],
+  correlationWindowMinutes: 60,
+  incidentSeverity: "critical",
+  updateDelayMs: 50,
+});
+
+let redis: Redis;
+let runtime: Runtime;
+let processor: AlertProcessor;
+let server: Server;
+let amServer: Server;
+let baseUrl: string;
+const chat = createChannelChat();
+// Also given to the runtime, which (once wired) runs its own processor on the same inbox.
+const config = Object.assign(testConfig(), { alerts });
+const silences: unknown[] = [];
+const handled: ChatCommand[] = [];
+let handleAlertAction: (action: ChatAction) => ReturnType<Runtime["handleAction"]>;
+
+beforeAll(async () => {
+  redis = new Redis(redisUrl);
+  const history = (service: string, env: string, n: number) => runtime.status.history(service, env, n);
+  runtime = await createRuntime({
+    config,
+    redisUrl,
+    executor: createGatedExecutor().executor,
+    chats: { shell: chat },
+    log: quietLog,
+    accept: true,
+    work: false,
+    notify: true,
+    cardSources: [
+      createAlertCardSource({ redis, keys: { prefix: config.redisPrefix }, config: alerts, history }),
+    ],
+  });
+  processor = startAlertProcessor({ redis, keys: runtime.keys, config: alerts, log: quietLog });
+  server = createHttpServer({
+    log: quietLog,
+    ready: async () => ({ ok: true, reasons: [] }),
+    routes: {
+      "POST /hooks/alertmanager": createAlertsRoute({
+        token,
+        maxBodyBytes: 64 * 1024,
+        ingest: createAlertInbox(redis, runtime.keys).push,
+        log: quietLog,
+      }),
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // Alertmanager's silences endpoint, recording what shipbot sends.
+  amServer = createServer((req, res) => {
+    let text = "";
+    req.on("data", (c: Buffer) => {
+      text += c.toString();
+    });
+    req.on("end", () => {
+      silences.push({ method: req.method, url: req.url, body: JSON.parse(text) });
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ silenceID: "s-123" }));
+    });
+  });
+  await new Promise<void>((resolve) => amServer.listen(0, "127.0.0.1", resolve));
+  handleAlertAction = createAlertActionHandler({
+    redis,
+    keys: runtime.keys,
+    config,
+    alerts,
+    handle: async (command) => {
+      handled.push(command);
+      return runtime.handle(command);
+    },
+    alertmanagerUrl: `http://127.0.0.1:${(amServer.address() as AddressInfo).port}`,
+    audit: runtime.audit,
+    log: quietLog,
+  });
+});
+
+afterAll(async () => {
+  await processor?.close();
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await new Promise((resolve) => amServer?.close(resolve));
+  await runtime?.close();
+  await cleanupPrefix(redis, config.redisPrefix);
+  await redis.quit();
+});
+
+// ---- helpers ----------------------------------------------------------------------------------------
+
+let groups = 0;
+function alert(
+  fingerprint: string,
+  labels: Record<string, string>,
+  status: "firing" | "resolved" = "firing",
+  startsAt = "2026-11-23T14:02:05.697525988Z",
+): WebhookPayload["alerts"][number] {
+  return {
+    status,
+    labels,
+    annotations: { summary: `summary of ${fingerprint}` },
+    startsAt,
+    endsAt: status === "resolved" ? "2026-11-23T14:30:00.1Z" : "0001-01-01T00:00:00Z",
+    generatorURL: "http://prometheus.local/graph",
+    fingerprint,
+  };
+}
+
+function payload(
+  groupKey: string,
+  common: Record<string, string>,
+  list: WebhookPayload["alerts"],
+): WebhookPayload {
+  return {
+    version: "4",
+    groupKey,
+    truncatedAlerts: 0,
+    status: list.some((a) => a.status === "firing") ? "firing" : "resolved",
+    receiver: "shipbot",
+    groupLabels: { alertname: common.alertname ?? "X" },
+    commonLabels: common,
+    commonAnnotations: {},
+    externalURL: "http://alertmanager.local",
+    alerts: list,
+  };
+}
+
+function newGroupKey(name: string): string {
+  groups++;
+  return `{}:{alertname="${name}-${groups}-${randomBytes(3).toString("hex")}"}`;
+}
+
+async function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${baseUrl}/hooks/alertmanager`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}`, ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function cardOf(groupKey: string, channel: string): Message | undefined {
+  const cardId = toAlertCardId(groupKey, "shell", channel);
+  return chat.messages.find((m) => m.versions.some((v) => v.footer?.includes(cardId)));
+}
+
+const latest = (m: Message): Card => m.versions[m.versions.length - 1] as Card;
+const textOf = (card: Card) => [card.title, ...card.lines].join("\n");
+
+async function inboxIdle(): Promise<void> {
+  const { inbox } = createAlertKeys(runtime.keys);
+  await until("inbox drained", async () => ((await redis.xlen(inbox)) === 0 ? true : undefined));
+  // The notifier renders marked cards after their delay; wait until none is pending.
+  await until("cards rendered", async () =>
+    (await redis.zcard(runtime.keys.cards)) + (await redis.zcard(runtime.keys.cardsInflight)) === 0
+      ? true
+      : undefined,
+  );
+}
+
+function click(action: string, groupKey: string, channel: string, user: ChatUser = sre): ChatAction {
+  const conversation: Conversation = { platform: "shell", channel };
+  return {
+    id: `click-${randomBytes(4).toString("hex")}`,
+    user,
+    conversation,
+    action,
+    value: toAlertCardId(groupKey, "shell", channel),
+    receivedAt: Date.now(),
+  };
+}
+
+// ---- tests ------------------------------------------------------------------------------------------
+
+describe("POST /hooks/alertmanager", () => {
+  it("rejects missing or wrong tokens, malformed, wrongly versioned and oversized bodies, storing nothing", async () => {
+    const { inbox } = createAlertKeys(runtime.keys);
+    const good = payload(newGroupKey("Auth"), { alertname: "Auth" }, [alert("f1", { alertname: "Auth" })]);
+    const noAuth = await fetch(`${baseUrl}/hooks/alertmanager`, {
+      method: "POST",
+      body: JSON.stringify(good),
+    });
+    expect(noAuth.status).toBe(401);
+    expect(noAuth.headers.get("www-authenticate")).toBe("Bearer");
+    expect((await post(good, { authorization: `Bearer ${token}x` })).status).toBe(401);
+    expect((await post(good, { authorization: `Basic ${token}` })).status).toBe(401);
+    expect((await post("{not json")).status).toBe(400);
+    const v3 = await post({ ...good, version: "3" });
+    expect(v3.status).toBe(400);
+    expect(await v3.text()).toContain('expected \\"4\\"');
+    const missing = await post({ ...good, alerts: [{ status: "firing" }] });
+    expect(missing.status).toBe(400);
+    expect(await missing.text()).toContain("alerts.0");
+    const huge = payload(good.groupKey, { alertname: "Auth" }, [
+      { ...alert("f1", { alertname: "Auth" }), annotations: { summary: "x".repeat(4000) } },
+    ]);
+    huge.alerts = Array.from({ length: 40 }, (_, i) => ({
+      ...(huge.alerts[0] as WebhookPayload["alerts"][number]),
+      fingerprint: `f${i}`,
+    }));
+    expect((await post(huge)).status).toBe(413);
+    expect(await redis.exists(inbox)).toBe(1); // created by the processor's group, but empty
+    expect(await redis.xlen(inbox)).toBe(0);
+    expect(chat.messages.filter((m) => latest(m).title.includes("Auth"))).toHaveLength(0);
+  });
+});
+
+describe("alert groups", () => {
+  it("keeps one card per group: updates it, ignores redeliveries and repeats, resolves it in place", async () => {
+    const key = newGroupKey("DiskFull");
+    const common = { alertname: "DiskFull", severity: "warning" };
+    const first = payload(key, common, [
+      alert("d1", { ...common, instance: "n1" }),
+      alert("d2", { ...common, instance: "n2" }),
+    ]);
+    expect((await post(first)).status).toBe(200);
+    const card = await until("the group's card", () => cardOf(key, "alerts"));
+    await inboxIdle();
+    expect(textOf(latest(card))).toContain("2 firing");
+    expect(latest(card).title).toMatch(/^🔥 \[warning\] DiskFull · firing since 14:02/);
+    expect(latest(card).lines.join("\n")).toContain("{instance=n1} since 14:02 · summary of d1");
+    const versions = card.versions.length;
+
+    // Alertmanager retries on 5xx and repeats every repeat_interval: the same content changes nothing.
+    expect((await post(first)).status).toBe(200);
+    expect((await post(first)).status).toBe(200);
+    await inboxIdle();
+    expect(card.versions.length).toBe(versions);
+    expect(await processor.process(first)).toEqual({ changed: 0, created: 0 });
+
+    const third = payload(key, common, [...first.alerts, alert("d3", { ...common, instance: "n3" })]);
+    await post(third);
+    await until("3 firing", () => (textOf(latest(card)).includes("3 firing") ? true : undefined));
+
+    const resolved = payload(
+      key,
+      common,
+      third.alerts.map((a) => ({ ...a, status: "resolved" as const, endsAt: "2026-11-23T14:30:00Z" })),
+    );
+    await post(resolved);
+    await until("resolved", () => (latest(card).tone === "success" ? true : undefined));
+    expect(latest(card).title).toMatch(/^✅ \[warning\] DiskFull · resolved at 14:30/);
+    expect(latest(card).actions).toEqual([]);
+    // A late copy of the firing notification does not bring a resolved alert back.
+    await post(third);
+    await inboxIdle();
+    expect(latest(card).tone).toBe("success");
+    const cardId = toAlertCardId(key, "shell", "alerts");
+    expect(chat.messages.filter((m) => m.versions.some((v) => v.footer?.includes(cardId)))).toHaveLength(1);
+  });
+
+  it("routes by labels (exact and regex), to every matching route, else to the default channels", async () => {
+    const both = newGroupKey("Latency");
+    await post(
+      payload(both, { alertname: "Latency", team: "payments", service: "web" }, [
+        alert("r1", { alertname: "Latency" }),
+      ]),
+    );
+    const other = newGroupKey("Other");
+    await post(
+      payload(other, { alertname: "Other", service: "batch" }, [alert("r2", { alertname: "Other" })]),
+    );
+    await until("payments card", () => cardOf(both, "payments"));
+    await until("ops card", () => cardOf(both, "ops"));
+    await until("default card", () => cardOf(other, "alerts"));
+    await inboxIdle();
+    expect(cardOf(both, "alerts")).toBeUndefined();
+    expect(cardOf(other, "ops")).toBeUndefined();
+  });
+});
+
+describe("correlation, incident mode and buttons", () => {
+  const common = { alertname: "HighErrorRate", severity: "critical", service: "api", env: "production" };
+
+  it("names recent deploys, puts the target in incident mode, and clears it when resolved", async () => {
+    const now = Date.now();
+    const historyKey = runtime.keys.history("api", "production");
+    const entry = (jobId: string, image: string, by: string, at: number) =>
+      JSON.stringify({ jobId, kind: "deploy", phase: "succeeded", image, by, at });
+    await redis.lpush(
+      historyKey,
+      entry("jold", "ghcr.io/acme/api:v1.41.3", "dev-2", now - 3 * 3600_000),
+      entry("jnew", "ghcr.io/acme/api:v1.42.0", "dev-1", now - 12 * 60_000),
+    );
+    const key = newGroupKey("HighErrorRate");
+    const startsAt = new Date(now - 60_000).toISOString();
+    const firing = payload(key, common, [alert("h1", common, "firing", startsAt)]);
+    await post(firing);
+    const card = await until("incident card", () => cardOf(key, "ops"));
+    await inboxIdle();
+    const shown = latest(card);
+    expect(shown.tone).toBe("failure");
+    expect(textOf(shown)).toContain("Last deploy 12 min ago by dev-1: v1.42.0");
+    expect(textOf(shown)).toContain("api/production is now rollback-only until this resolves");
+    expect(shown.actions.map((a) => a.label)).toEqual(["Roll back to v1.41.3", "Acknowledge", "Silence 1h"]);
+
+    const incidents = createAlertKeys(runtime.keys).incidents;
+    const incident = JSON.parse((await redis.hget(incidents, "api:production")) ?? "{}") as Record<
+      string,
+      unknown
+    >;
+    expect(incident).toMatchObject({
+      alert: "HighErrorRate",
+      severity: "critical",
+      since: Date.parse(startsAt),
+    });
+    expect(incident.sinceText).toMatch(/^\d\d:\d\d$/);
+
+    // Acknowledge: allowed for a reader, recorded on the card.
+    expect((await handleAlertAction(click("alert-ack", key, "ops", nobody))).ok).toBe(false);
+    const ack = await handleAlertAction(click("alert-ack", key, "ops"));
+    expect(ack.ok).toBe(true);
+    await until("ack shown", () =>
+      textOf(latest(card)).includes("Acknowledged by sre-1") ? true : undefined,
+    );
+    expect(latest(card).actions.map((a) => a.id)).toEqual(["alert-rollback", "alert-silence"]);
+
+    // Silence: one Alertmanager silence for the group's common labels.
+    const denied = await handleAlertAction(click("alert-silence", key, "ops", nobody));
+    expect(denied.error?.code).toBe("forbidden");
+    const silenced = await handleAlertAction(click("alert-silence", key, "ops"));
+    expect(silenced.ok).toBe(true);
+    expect(silences).toHaveLength(1);
+    const body = (
+      silences[0] as { url: string; body: { matchers: unknown[]; startsAt: string; endsAt: string } }
+    ).body;
+    expect((silences[0] as { url: string }).url).toBe("/api/v2/silences");
+    expect(body.matchers).toContainEqual({ name: "service", value: "api", isRegex: false, isEqual: true });
+    expect(Date.parse(body.endsAt) - Date.parse(body.startsAt)).toBe(3600_000);
+    await until("silence shown", () =>
+      textOf(latest(card)).includes("Silenced by sre-1") ? true : undefined,
+    );
+
+    // Roll back: the command path, as the clicker.
+    const rolled = await handleAlertAction(click("alert-rollback", key, "ops"));
+    expect(handled.at(-1)?.text).toBe("rollback api production");
+    expect(handled.at(-1)?.user.id).toBe(sre.id);
+    expect(rolled.ok).toBe(true);
+    expect(rolled.jobIds).toHaveLength(1);
+    const job = await runtime.ops.find(rolled.jobIds[0] as string);
+    expect(job).toMatchObject({ kind: "rollback", service: "api", env: "production" });
+    // The same button again is the same operation.
+    const again = await handleAlertAction(click("alert-rollback", key, "ops"));
+    expect(again.jobIds).toEqual(rolled.jobIds);
+    // Someone without the permission is refused by the command path itself.
+    const refused = await handleAlertAction(click("alert-rollback", key, "ops", nobody));
+    expect(refused.ok).toBe(false);
+
+    await post(payload(key, common, [{ ...alert("h1", common, "resolved", startsAt) }]));
+    await until("incident cleared", async () =>
+      (await redis.hexists(incidents, "api:production")) ? undefined : true,
+    );
+    await until("resolved card", () => (latest(card).tone === "success" ? true : undefined));
+    expect(latest(card).actions).toEqual([]);
+  });
+
+  it("keeps incident mode while any severe alert of the target still fires", async () => {
+    const c = { ...common, service: "web" };
+    const key = newGroupKey("Saturation");
+    const incidents = createAlertKeys(runtime.keys).incidents;
+    await processor.process(payload(key, c, [alert("s1", c), alert("s2", c)]));
+    expect(await redis.hexists(incidents, "web:production")).toBe(1);
+    await processor.process(payload(key, c, [alert("s1", c, "resolved"), alert("s2", c)]));
+    expect(await redis.hexists(incidents, "web:production")).toBe(1);
+    await processor.process(payload(key, c, [alert("s1", c, "resolved"), alert("s2", c, "resolved")]));
+    expect(await redis.hexists(incidents, "web:production")).toBe(0);
+    // A warning never sets it.
+    const w = { ...c, severity: "warning" };
+    await processor.process(payload(newGroupKey("Warn"), w, [alert("w1", w)]));
+    expect(await redis.hexists(incidents, "web:production")).toBe(0);
+  });
+});
