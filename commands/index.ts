@@ -2,6 +2,7 @@ import type { CommandModule } from "../src/core/command-module.ts";
 import type { CommandRegistry } from "../src/core/route-command.ts";
 import cancel from "./cancel.ts";
 import deploy from "./deploy.ts";
+import dora from "./dora.ts";
 import freeze from "./freeze.ts";
 import help from "./help.ts";
 import history from "./history.ts";
@@ -21,6 +22,7 @@ const modules = [
   scale,
   status,
   history,
+  dora,
   queue,
   cancel,
   lock,

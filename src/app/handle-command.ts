@@ -6,6 +6,7 @@ import { approvalFor, describeApproval } from "../core/approval-policy.ts";
 import { type Card, createCard } from "../core/card.ts";
 import type { JobSpec, Query } from "../core/command-module.ts";
 import { type Config, resolveTarget } from "../core/config.ts";
+import { computeDora, type LedgerOperation } from "../core/dora.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import type { ChatCommand } from "../core/model.ts";
@@ -94,6 +95,45 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
   }
 
   async function answer(query: Query): Promise<Card> {
+    if (query.kind === "dora") {
+      const operations: LedgerOperation[] = [];
+      await audit.read(now() - query.days * 86_400_000, (entries) => {
+        for (const e of entries) {
+          if (e.type !== "job.succeeded" && e.type !== "job.failed") continue;
+          const f = e.fields;
+          if (!f.service || !f.env || !f.kind) continue;
+          operations.push({
+            at: Number(f.at ?? e.at),
+            kind: f.kind,
+            service: f.service,
+            env: f.env,
+            phase: e.type === "job.succeeded" ? "succeeded" : "failed",
+          });
+        }
+      });
+      const d = computeDora(
+        operations,
+        query.env === undefined ? { service: query.service } : { service: query.service, env: query.env },
+        now(),
+        query.days,
+        24 * 3_600_000,
+      );
+      const card = createCard(
+        "info",
+        `DORA for ${query.service}${query.env ? ` in ${query.env}` : ""}, last ${query.days} days`,
+      );
+      card.lines.push(`Deployment frequency: ${d.deploys} deploys, ${d.deploysPerDay.toFixed(2)} a day`);
+      card.lines.push(
+        `Change failure rate: ${d.changeFailureRate === undefined ? "no deploys" : `${Math.round(d.changeFailureRate * 100)}% (${d.failedChanges} rolled back within a day)`}`,
+      );
+      card.lines.push(
+        `Time to restore (median): ${d.medianTimeToRestoreMs === undefined ? "no failed changes" : `${Math.round(d.medianTimeToRestoreMs / 60_000)} min`}`,
+      );
+      card.lines.push(
+        "Lead time for changes: not yet recorded (needs commit times from GitHub in the ledger)",
+      );
+      return card;
+    }
     if (query.kind === "history") {
       const entries = await status.history(query.service, query.env, 20);
       const card = createCard("info", `History of ${query.service} in ${query.env}`);

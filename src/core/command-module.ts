@@ -18,6 +18,7 @@ export interface JobSpec {
 export type Query =
   | { kind: "status"; service: string; env?: string }
   | { kind: "history"; service: string; env: string }
+  | { kind: "dora"; service: string; env?: string; days: number }
   | { kind: "queue"; env?: string };
 
 export type CommandResult =
