@@ -77,6 +77,8 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
         return answer(false, "you already approved this request; it needs someone else", "conflict");
       case "rejected":
         return answer(true, `Rejected ${action.value}; nothing will run`);
+      case "cancelled":
+        return answer(true, `Cancelled ${action.value}; nothing will run`);
       case "expired":
         return answer(false, "this request expired before anyone decided; nothing ran", "conflict");
       case "open":

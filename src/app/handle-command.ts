@@ -210,7 +210,10 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       } else if (result.type === "query") {
         reply = { ok: true, card: await answer(result.query), jobIds: [], traceId };
       } else if (result.type === "cancel") {
-        const data = await ops.find(result.jobId);
+        // A request still waiting for approval has no queued job yet: its state holds the payload.
+        const pending = await status.read(result.jobId);
+        const awaitingApproval = pending?.phase === "pending-approval";
+        const data = awaitingApproval ? pending.data : await ops.find(result.jobId);
         if (!data)
           throw new ShipbotError(
             "not_found",
@@ -219,12 +222,24 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         const scope = { service: data.service, env: data.env };
         const decision = authorize(config, command.user, "cancel", scope);
         if (!decision.allowed) throw new ShipbotError("forbidden", describeDenial("cancel", scope, decision));
-        const outcome = await ops.cancel(result.jobId, command.user.name);
-        const text =
-          outcome === "cancelled"
-            ? `Cancelled ${result.jobId}`
-            : `Cancelling ${result.jobId}: it was being picked up; it will not run`;
-        reply = { ok: true, card: createCard("success", text), jobIds: [], traceId };
+        if (awaitingApproval) {
+          const closed = await deps.approvals.decide(result.jobId, command.user, "cancel");
+          if (closed.outcome !== "cancelled")
+            throw new ShipbotError("conflict", `request ${result.jobId} was already decided`);
+          reply = {
+            ok: true,
+            card: createCard("success", `Cancelled request ${result.jobId}`),
+            jobIds: [],
+            traceId,
+          };
+        } else {
+          const outcome = await ops.cancel(result.jobId, command.user.name);
+          const text =
+            outcome === "cancelled"
+              ? `Cancelled ${result.jobId}`
+              : `Cancelling ${result.jobId}: it was being picked up; it will not run`;
+          reply = { ok: true, card: createCard("success", text), jobIds: [], traceId };
+        }
       } else if (result.type === "control") {
         const card = await applyControl(result.control, command.user, now(), {
           redis: deps.redis,

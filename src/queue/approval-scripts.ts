@@ -43,6 +43,11 @@ if now >= expiresAt then
   return {'expired'}
 end
 if decision == 'expire' then return {'open'} end
+if decision == 'cancel' then
+  transition(state, state, audit, cards, jobId, 'cancelled', 'Cancelled by ' .. voterName .. '; nothing ran', now, 0, auditMax, ttl, { 'finishedAt', tostring(now) }, {})
+  redis.call('ZREM', approvals, jobId)
+  return {'cancelled'}
+end
 if decision == 'reject' then
   local text = 'Rejected by ' .. voterName .. (reason ~= '' and (': ' .. reason) or '') .. '; nothing ran'
   transition(state, state, audit, cards, jobId, 'cancelled', text, now, 0, auditMax, ttl, { 'finishedAt', tostring(now) }, {})
@@ -69,7 +74,7 @@ return {'counted', tostring(count), tostring(need)}
 export type Decision =
   | { outcome: "approved"; names: string }
   | { outcome: "counted"; count: number; need: number }
-  | { outcome: "rejected" | "expired" | "duplicate" | "open" }
+  | { outcome: "rejected" | "cancelled" | "expired" | "duplicate" | "open" }
   | { outcome: "closed"; phase: string };
 
 type ApprovalRedis = Redis & {
@@ -92,7 +97,7 @@ export interface Approvals {
   decide(
     jobId: string,
     voter: { id: string; name: string },
-    decision: "approve" | "reject" | "expire",
+    decision: "approve" | "reject" | "expire" | "cancel",
     reason?: string,
   ): Promise<Decision>;
   /** Requests whose deadline passed (to expire) or that were approved but may not be queued yet. */
@@ -144,7 +149,7 @@ export function createApprovals(redis: Redis, keys: Keys): Approvals {
       if (outcome === "approved") return { outcome, names: a };
       if (outcome === "counted") return { outcome, count: Number(a), need: Number(b) };
       if (outcome === "closed") return { outcome, phase: a };
-      return { outcome: outcome as "rejected" | "expired" | "duplicate" | "open" };
+      return { outcome: outcome as "rejected" | "cancelled" | "expired" | "duplicate" | "open" };
     },
     due(now) {
       return redis.zrangebyscore(keys.approvals, "-inf", now, "LIMIT", 0, 100);

@@ -139,6 +139,19 @@ describe("approvals (production needs two approvals from sre, not the requester)
     );
   });
 
+  it("lets the requester cancel a request that waits for approval", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    const reply = await t.runtime.handle(chatCommand(`/cancel ${jobId}`, sre(1)));
+    expect(reply.card?.title).toBe(`Cancelled request ${jobId}`);
+    expect((await t.waitForPhase(jobId, ["cancelled"])).text).toBe("Cancelled by sre-1; nothing ran");
+    expect((await click(t, sre(2), "approve", jobId)).card?.title).toBe(
+      "this request is already cancelled; nothing changed",
+    );
+    expect(gated.calls).toHaveLength(0);
+  });
+
   it("lets rollbacks skip approval, and staging needs none", async () => {
     const { gated, t } = await start();
     const rollback = await request(t, "/rollback api production");
