@@ -1,8 +1,8 @@
-import { Redis } from "ioredis";
 import { createAuditLog } from "../audit/audit-log.ts";
 import { loadConfig } from "../config/load-config.ts";
 import type { Settings } from "../config/settings.ts";
 import { createKeys } from "../queue/keys.ts";
+import { createRedis } from "../queue/redis.ts";
 
 /** "2026-11-01", "2026-11-01T10:00:00Z", or an age: "30m", "24h", "7d". */
 export function parseSince(text: string, now: number): number | undefined {
@@ -22,8 +22,7 @@ export async function runAudit(settings: Settings, args: string[]): Promise<numb
     return 2;
   }
   const config = await loadConfig(settings.configPath);
-  const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: true });
-  redis.on("error", () => undefined);
+  const redis = createRedis({ url: settings.redisUrl, role: "worker" });
   const audit = createAuditLog(redis, createKeys(config.redisPrefix));
   try {
     if (verb === "verify") {

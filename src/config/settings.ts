@@ -5,7 +5,10 @@ const settingsSchema = z.object({
   SHIPBOT_CONFIG: z.string().min(1).default("shipbot.yaml"),
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
+    .regex(
+      /^(rediss?|redis-cluster|redis-sentinel):\/\//,
+      "must start with redis://, rediss://, redis-cluster:// or redis-sentinel://",
+    )
     .default("redis://127.0.0.1:6379"),
   KUBECONFIG: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { ShipbotError } from "../core/errors.ts";
 
 export interface RedisOptions {
@@ -10,16 +10,49 @@ export interface RedisOptions {
   role: "worker" | "producer";
 }
 
+/**
+ * One connection from a URL:
+ * - `redis://[user:password@]host:port[/db]` or `rediss://…`: a standalone server;
+ * - `redis-cluster://[password@]host:port,host:port`: a Redis Cluster (every queue's keys share a hash tag,
+ *   so each queue lives on one shard and the queues spread over the shards);
+ * - `redis-sentinel://[password@]host:port,host:port/master-name`: Sentinel-managed failover.
+ * Cluster connections are returned as the standalone type: shipbot uses only commands both support.
+ */
 export function createRedis({ url, role }: RedisOptions): Redis {
-  const redis = new Redis(url, {
+  const common = {
     maxRetriesPerRequest: role === "worker" ? null : 1,
     enableOfflineQueue: role === "worker",
     connectTimeout: 5_000,
-    lazyConnect: false,
-  });
+  };
+  const multi = /^redis-(cluster|sentinel):\/\/(?:([^@/]*)@)?([^/]+)(?:\/([A-Za-z0-9._-]+))?$/.exec(url);
+  let redis: Redis;
+  if (multi) {
+    const [, kind, password, hostList = "", name] = multi;
+    const nodes = hostList.split(",").map((hostPort) => {
+      const [host = "127.0.0.1", port = kind === "cluster" ? "6379" : "26379"] = hostPort.split(":");
+      return { host, port: Number(port) };
+    });
+    const auth = password ? { password: decodeURIComponent(password) } : {};
+    if (kind === "cluster") {
+      redis = new Cluster(nodes, {
+        redisOptions: { ...common, ...auth },
+        enableOfflineQueue: common.enableOfflineQueue,
+      }) as unknown as Redis;
+    } else {
+      if (!name) throw new ShipbotError("usage", "REDIS_URL for Sentinel must name the master: redis-sentinel://host:26379/mymaster");
+      redis = new Redis({ ...common, ...auth, sentinels: nodes, name });
+    }
+  } else {
+    redis = new Redis(url, { ...common, lazyConnect: false });
+  }
   // Without a listener ioredis prints every reconnect failure; callers attach their own logger.
   redis.on("error", () => undefined);
   return redis;
+}
+
+/** The nodes to scan for keys: every master of a cluster, or the one server. */
+export function scanTargets(redis: Redis): Redis[] {
+  return redis instanceof Cluster ? (redis as unknown as Cluster).nodes("master") : [redis];
 }
 
 /** Turns a Redis connection failure into the message a person should see. */

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
@@ -11,6 +10,7 @@ import { terminalPhases } from "../../src/core/model.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
 import type { GitHubClient } from "../../src/github/index.ts";
 import type { ChatPort } from "../../src/notify/chat-port.ts";
+import { createRedis } from "../../src/queue/redis.ts";
 import { loadExampleConfig } from "./example-config.ts";
 
 export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -69,12 +69,14 @@ export async function startTestRuntime(options: {
   notify?: boolean;
   concurrency?: number;
   github?: GitHubClient;
+  /** Another Redis than the default (e.g. a cluster started by the test). */
+  redisUrl?: string;
 }): Promise<TestRuntime> {
   const config = options.config ?? testConfig();
   const chat = createRecordingChat();
   const runtime = await createRuntime({
     config,
-    redisUrl,
+    redisUrl: options.redisUrl ?? redisUrl,
     executor: options.executor,
     chats: { shell: chat },
     log: quietLog,
@@ -103,7 +105,7 @@ export async function startTestRuntime(options: {
     },
     async close() {
       await runtime.close();
-      const redis = new Redis(redisUrl);
+      const redis = createRedis({ url: options.redisUrl ?? redisUrl, role: "worker" });
       await cleanupPrefix(redis, config.redisPrefix);
       await redis.quit();
     },
