@@ -12,6 +12,7 @@ import { createRuntime } from "../src/bin/create-runtime.ts";
 import type { Config } from "../src/core/config.ts";
 import type { ChatCommand } from "../src/core/model.ts";
 import type { ExecutorPort } from "../src/executors/port.ts";
+import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const quick = process.argv.includes("--quick");
@@ -314,6 +315,37 @@ async function main(): Promise<void> {
       baseline: Math.round(rawRun.rate),
       ratio: shipAll.rate / rawRun.rate,
       notes: `as drain, plus deriver (queued/final states, audit, history) and notifier rendering every final card, same process; runs ${shipAll.runs.join("/")}`,
+    });
+    for (const rate of [100, 1_000]) {
+      const count = quick ? rate : rate * 5;
+      const ship = await shipbotLatency(server.url, rate, count, String(rate));
+      const raw = await rawLatency(server.url, rate, count, String(rate));
+      results.push({
+        scenario: `latency p50 at ${rate}/s`,
+        unit: "ms (lower is better)",
+        shipbot: Math.round(ship.p50 * 100) / 100,
+        baseline: Math.round(raw.p50 * 100) / 100,
+        ratio: raw.p50 / ship.p50,
+        notes: `command received → executor called, ${count} commands offered open-loop; baseline add → processor start; ratio = baseline/shipbot`,
+      });
+      results.push({
+        scenario: `latency p99 at ${rate}/s`,
+        unit: "ms (lower is better)",
+        shipbot: Math.round(ship.p99 * 100) / 100,
+        baseline: Math.round(raw.p99 * 100) / 100,
+        ratio: raw.p99 / ship.p99,
+        notes: "as above",
+      });
+    }
+    const soakRate = Math.max(50, Math.round(shipAll.rate / 2));
+    const soaked = await soak(server.url, soakRate, quick ? 10 : 60);
+    results.push({
+      scenario: "soak",
+      unit: "RSS growth after warm-up",
+      shipbot: Math.round(soaked.growth * 1000) / 10,
+      baseline: 10,
+      ratio: soaked.growth < 0.1 ? 1 : 0.1 / soaked.growth,
+      notes: `${soaked.commands} commands at ${soakRate}/s (half the measured maximum with cards), ${soaked.errors} errors; RSS ${Math.round(soaked.rssStartMb)} → ${Math.round(soaked.rssEndMb)} MiB; goal: growth < 10% (shipbot column in %)`,
     });
     const perJobShip = shipAdd.commands + shipAll.commands;
     const perJobRaw = rawAdd.commands + rawRun.commands;
