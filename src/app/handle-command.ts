@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Tracer } from "@opentelemetry/api";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.ts";
@@ -17,6 +18,7 @@ import type { ExecutorPort } from "../executors/port.ts";
 import { type GitHubClient, resolveRef, toRepoRef } from "../github/index.ts";
 import type { StatusStore } from "../notify/status-store.ts";
 import { type Metrics, toCommandWord } from "../observability/metrics.ts";
+import { currentTraceRef, inSpan } from "../observability/tracing.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
 import { createJobId } from "../queue/job-id.ts";
 import type { Keys } from "../queue/keys.ts";
@@ -35,6 +37,8 @@ export interface CommandHandlerDeps {
   redis: Redis;
   keys: Keys;
   approvals: Approvals;
+  /** Traces, when configured. */
+  tracer?: Tracer;
   /** To pin a version to its commit when an approval is requested: approvers approve that commit. */
   github?: GitHubClient;
   now?: () => number;
@@ -190,8 +194,9 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
     return card;
   }
 
-  return async function handleCommand(command) {
-    const traceId = randomUUID().slice(0, 18);
+  async function handleCommand(command: ChatCommand): Promise<CommandReply> {
+    // With tracing on, the job's trace reference joins the worker's and the notifier's spans to this one.
+    const traceId = currentTraceRef() ?? randomUUID().slice(0, 18);
     const base = {
       actor: command.user.id,
       text: command.text.slice(0, 300),
@@ -327,5 +332,15 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         .catch((auditError: unknown) => log.warn({ ...context, err: auditError }, "audit write failed"));
       return { ok: false, card: errorCard(error), jobIds: [], error, traceId };
     }
-  };
+  }
+
+  if (!deps.tracer) return handleCommand;
+  const tracer = deps.tracer;
+  return (command) =>
+    inSpan(
+      tracer,
+      "shipbot.command",
+      { "chat.platform": command.conversation.platform, "shipbot.user": command.user.id },
+      () => handleCommand(command),
+    );
 }

@@ -27,6 +27,7 @@ import {
   type Metrics,
   observeOpWorker,
 } from "../observability/metrics.ts";
+import type { Tracing } from "../observability/tracing.ts";
 import { createApprovals } from "../queue/approval-scripts.ts";
 import { createKeys, type Keys } from "../queue/keys.ts";
 import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
@@ -44,6 +45,8 @@ export interface RuntimeOptions {
   work: boolean;
   notify: boolean;
   concurrency?: number;
+  /** OpenTelemetry traces, when configured. */
+  tracing?: Tracing;
   /** GitHub, for services whose config names a repository. */
   github?: GitHubClient;
   /** Cards other than job cards (e.g. alert groups), rendered by this process's notifier. */
@@ -82,7 +85,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (metrics) countRedisErrors(redis, metrics, "producer");
   const status = createStatusStore(redis, keys);
   const audit = createAuditLog(redis, keys);
-  const ops = createOpsQueue(redis, keys, status, log);
+  const ops = createOpsQueue(redis, keys, status, log, options.tracing?.bullmq);
   const approvals = createApprovals(redis, keys);
   const handle = createCommandHandler({
     config,
@@ -97,6 +100,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     approvals,
     ...(metrics ? { metrics } : {}),
     ...(options.github ? { github: options.github } : {}),
+    ...(options.tracing ? { tracer: options.tracing.tracer } : {}),
   });
 
   const closers: Array<() => Promise<unknown>> = [];
@@ -106,7 +110,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     workerRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker)"));
     if (metrics) countRedisErrors(workerRedis, metrics, "worker");
     const workerStatus = createStatusStore(workerRedis, keys);
-    const workerOps = createOpsQueue(workerRedis, keys, workerStatus, log);
+    const workerOps = createOpsQueue(workerRedis, keys, workerStatus, log, options.tracing?.bullmq);
     if (options.work) {
       const worker = createOpWorker({
         connection: workerRedis,
@@ -120,6 +124,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...(metrics ? { metrics } : {}),
         ...(options.github ? { github: options.github } : {}),
+        ...(options.tracing ? { tracing: options.tracing } : {}),
       });
       if (metrics) observeOpWorker(worker as unknown as Worker, metrics);
       workers.push(worker as unknown as Worker);
@@ -146,6 +151,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         chats: metrics ? instrumentChatPorts(options.chats, metrics) : options.chats,
         log,
         sources: [...(options.cardSources ?? []), alertCards],
+        ...(options.tracing ? { tracer: options.tracing.tracer } : {}),
       });
       const sweeper = startApprovalSweeper({
         approvals: createApprovals(workerRedis, keys),

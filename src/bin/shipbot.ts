@@ -24,6 +24,7 @@ import { createMetricsRoute } from "../http/create-metrics-route.ts";
 import { collectQueueMetrics, toQueueTargets } from "../observability/collect-queue-metrics.ts";
 import { createLogger } from "../observability/create-logger.ts";
 import { createMetrics, timeAcks } from "../observability/metrics.ts";
+import { startTracing } from "../observability/tracing.ts";
 import { checkEvictionPolicy, createRedis } from "../queue/redis.ts";
 import { createRuntime, type Runtime } from "./create-runtime.ts";
 import { runAudit } from "./run-audit.ts";
@@ -199,7 +200,9 @@ async function main(argv: string[]): Promise<number> {
         })
       : undefined;
   const metrics = createMetrics({ commandNames: commandRegistry.keys() });
+  const tracing = startTracing(settings.tracesEndpoint ? { endpoint: settings.tracesEndpoint } : {});
   runtime = await createRuntime({
+    ...(tracing ? { tracing } : {}),
     ...(github ? { github } : {}),
     config,
     redisUrl: settings.redisUrl,
@@ -275,6 +278,7 @@ async function main(argv: string[]): Promise<number> {
   server.close();
   await live.close();
   await teamsRedis?.quit();
+  await tracing?.shutdown();
   return 0;
 }
 

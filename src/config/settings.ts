@@ -29,6 +29,7 @@ const settingsSchema = z.object({
     .regex(/^xapp-/, "must be an app-level token (starts with xapp-)")
     .optional(),
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   GITHUB_TOKEN: z.string().min(1).optional(),
   GITHUB_APP_ID: z
     .string()
@@ -61,6 +62,8 @@ export interface Settings {
   host: string;
   /** Present when SLACK_BOT_TOKEN is set. */
   slack: { botToken: string; signingSecret?: string; appToken?: string; apiUrl?: string } | undefined;
+  /** OTLP/HTTP endpoint for traces (e.g. http://collector:4318/v1/traces); traces are off without it. */
+  tracesEndpoint: string | undefined;
   /** Present when a GitHub token or app is configured. */
   github:
     | {
@@ -157,6 +160,7 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
             ...(s.SLACK_APP_TOKEN === undefined ? {} : { appToken: s.SLACK_APP_TOKEN }),
             ...(s.SLACK_API_URL === undefined ? {} : { apiUrl: s.SLACK_API_URL }),
           },
+    tracesEndpoint: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     github: readGitHub(s),
     teams:
       s.MicrosoftAppId === undefined && s.SHIPBOT_TEAMS_DANGEROUSLY_ALLOW_UNAUTHENTICATED !== "true"

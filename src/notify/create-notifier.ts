@@ -1,9 +1,11 @@
+import { context, type Tracer } from "@opentelemetry/api";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Card } from "../core/card.ts";
 import { isShipbotError } from "../core/errors.ts";
 import type { Conversation } from "../core/model.ts";
 import { renderJobCard } from "../core/render-job-card.ts";
+import { contextFromTraceRef, inSpan } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import { type ChatPorts, isChatRateLimitedError } from "./chat-port.ts";
 import { createPaceClock } from "./pace-script.ts";
@@ -64,6 +66,8 @@ export interface CardSnapshot {
   seq: number;
   conversation: Conversation;
   card: Card;
+  /** The trace the card belongs to (`<trace id>-<span id>`), when tracing is on. */
+  traceRef?: string;
 }
 
 /**
@@ -88,6 +92,8 @@ export interface NotifierOptions {
   status: StatusStore;
   chats: ChatPorts;
   sources?: CardSource[];
+  /** Spans for chat calls, joined to the trace of the job they show. */
+  tracer?: Tracer;
   log: Logger;
   concurrency?: number;
   /** How long to sleep when nothing is due. */
@@ -124,7 +130,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const source = options.sources?.find((s) => cardId.startsWith(s.prefix));
     if (source) return source.load(cardId);
     const state = await status.read(cardId);
-    return state && { seq: state.seq, conversation: state.data.conversation, card: renderJobCard(state) };
+    return (
+      state && {
+        seq: state.seq,
+        conversation: state.data.conversation,
+        card: renderJobCard(state),
+        traceRef: state.data.traceId,
+      }
+    );
   }
 
   /** Renders one card; returns how long to wait before trying it again (0: done). */
@@ -151,19 +164,28 @@ export function createNotifier(options: NotifierOptions): Notifier {
     }
     let ref: string;
     try {
-      if (previous) {
+      const deliver = async (): Promise<string> => {
+        if (!previous) return chat.post(conversation, card);
         try {
           await chat.update(conversation, previous.ref, card);
-          ref = previous.ref;
+          return previous.ref;
         } catch (error) {
           // The message was deleted: a person still needs to see the state, so post it again.
           if (!isShipbotError(error) || error.code !== "not_found") throw error;
           log.warn({ jobId }, "card message is gone; posting a new one");
-          ref = await chat.post(conversation, card);
+          return chat.post(conversation, card);
         }
-      } else {
-        ref = await chat.post(conversation, card);
-      }
+      };
+      ref = options.tracer
+        ? await context.with(contextFromTraceRef(state.traceRef), () =>
+            inSpan(
+              options.tracer,
+              previous ? "chat.update" : "chat.post",
+              { "shipbot.card": jobId, "chat.platform": conversation.platform },
+              deliver,
+            ),
+          )
+        : await deliver();
     } catch (error) {
       if (isChatRateLimitedError(error)) {
         log.info(

@@ -1,4 +1,4 @@
-import { type Job, Queue } from "bullmq";
+import { type Job, Queue, type Telemetry } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { JobSpec } from "../core/command-module.ts";
@@ -95,13 +95,20 @@ function toJobs(specs: JobSpec[], command: ChatCommand, traceId: string) {
   );
 }
 
-export function createOpsQueue(redis: Redis, keys: Keys, status: StatusStore, log?: Logger): OpsQueue {
+export function createOpsQueue(
+  redis: Redis,
+  keys: Keys,
+  status: StatusStore,
+  log?: Logger,
+  telemetry?: Telemetry,
+): OpsQueue {
   // The event stream is where the deriver learns about new and finished jobs: keep enough of it that a
   // slow or restarting deriver still finds every event (a sweep covers anything trimmed regardless).
   const queue = new Queue(keys.opsQueue, {
     connection: redis,
     prefix: keys.prefix,
     streams: { events: { maxLen: opsEventsMaxLength } },
+    ...(telemetry ? { telemetry } : {}),
   });
   queue.on("error", () => undefined);
   const leases = createLeases(redis, keys);

@@ -39,7 +39,11 @@ export function createRedis({ url, role }: RedisOptions): Redis {
         enableOfflineQueue: common.enableOfflineQueue,
       }) as unknown as Redis;
     } else {
-      if (!name) throw new ShipbotError("usage", "REDIS_URL for Sentinel must name the master: redis-sentinel://host:26379/mymaster");
+      if (!name)
+        throw new ShipbotError(
+          "usage",
+          "REDIS_URL for Sentinel must name the master: redis-sentinel://host:26379/mymaster",
+        );
       redis = new Redis({ ...common, ...auth, sentinels: nodes, name });
     }
   } else {

@@ -17,6 +17,7 @@ import {
 } from "../github/index.ts";
 import type { StatusStore } from "../notify/status-store.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { inSpan, type Tracing } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { LeaseRequest, Leases } from "../queue/lease-scripts.ts";
 import { toLeaseRequest } from "../queue/ops-queue.ts";
@@ -37,6 +38,8 @@ export interface OpWorkerOptions {
   metrics?: Pick<Metrics, "leaseWaits">;
   /** For services with `github` in the config: refs become commits, checks are enforced, deploys recorded. */
   github?: GitHubClient;
+  /** Traces, when configured: BullMQ carries the context from the queue write, spans wrap the executor. */
+  tracing?: Pick<Tracing, "tracer" | "bullmq">;
 }
 
 /**
@@ -240,36 +243,42 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
         options.github && githubSettings
           ? { client: options.github, settings: githubSettings, log }
           : undefined;
-      const result = await execute(
-        executor,
-        data,
-        target,
-        {
-          jobId,
-          fence: lease.fence,
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-          onProgress(progress) {
-            // Serialised so the store sees progress in order; a failed write only loses a tick.
-            progressChain = progressChain
-              .then(() =>
-                status.emit(
-                  jobId,
-                  {
-                    phase: "progress",
-                    text: progressText(data.kind, progress),
-                    progress: {
-                      updated: progress.updated,
-                      available: progress.available,
-                      desired: progress.desired,
-                    },
-                  },
-                  ["position"],
-                ),
-              )
-              .catch((error: unknown) => log.warn({ jobId, err: error }, "could not record progress"));
-          },
-        },
-        github,
+      const result = await inSpan(
+        options.tracing?.tracer,
+        `k8s.${data.kind}`,
+        { "shipbot.job": jobId, "shipbot.service": data.service, "shipbot.env": data.env },
+        () =>
+          execute(
+            executor,
+            data,
+            target,
+            {
+              jobId,
+              fence: lease.fence,
+              signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+              onProgress(progress) {
+                // Serialised so the store sees progress in order; a failed write only loses a tick.
+                progressChain = progressChain
+                  .then(() =>
+                    status.emit(
+                      jobId,
+                      {
+                        phase: "progress",
+                        text: progressText(data.kind, progress),
+                        progress: {
+                          updated: progress.updated,
+                          available: progress.available,
+                          desired: progress.desired,
+                        },
+                      },
+                      ["position"],
+                    ),
+                  )
+                  .catch((error: unknown) => log.warn({ jobId, err: error }, "could not record progress"));
+              },
+            },
+            github,
+          ),
       );
       await progressChain;
       const finishedAt = Date.now();
@@ -311,6 +320,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
       maxStalledCount: 2,
       autorun: options.autorun ?? true,
+      ...(options.tracing ? { telemetry: options.tracing.bullmq } : {}),
     },
   );
   worker.on("error", (error) => log.error({ err: error }, "operations worker error"));

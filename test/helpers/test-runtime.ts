@@ -10,6 +10,7 @@ import { terminalPhases } from "../../src/core/model.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
 import type { GitHubClient } from "../../src/github/index.ts";
 import type { ChatPort } from "../../src/notify/chat-port.ts";
+import type { Tracing } from "../../src/observability/tracing.ts";
 import { createRedis } from "../../src/queue/redis.ts";
 import { loadExampleConfig } from "./example-config.ts";
 
@@ -71,6 +72,7 @@ export async function startTestRuntime(options: {
   github?: GitHubClient;
   /** Another Redis than the default (e.g. a cluster started by the test). */
   redisUrl?: string;
+  tracing?: Tracing;
 }): Promise<TestRuntime> {
   const config = options.config ?? testConfig();
   const chat = createRecordingChat();
@@ -85,6 +87,7 @@ export async function startTestRuntime(options: {
     notify: options.notify ?? true,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     ...(options.github ? { github: options.github } : {}),
+    ...(options.tracing ? { tracing: options.tracing } : {}),
   });
   return {
     runtime,
