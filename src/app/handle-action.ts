@@ -5,6 +5,7 @@ import type { Config } from "../core/config.ts";
 import { ShipbotError } from "../core/errors.ts";
 import type { ChatUser, Conversation } from "../core/model.ts";
 import type { StatusStore } from "../notify/status-store.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
 import type { CommandHandler, CommandReply } from "./handle-command.ts";
@@ -28,6 +29,7 @@ export interface ActionDeps {
   audit: AuditLog;
   /** Buttons of alert cards (`alert-*`), handled by src/alerts. */
   alerts?: (action: ChatAction) => Promise<CommandReply>;
+  metrics?: Pick<Metrics, "approvalSeconds">;
 }
 
 const jobIdPattern = /^j[0-9a-z]{6,20}$/;
@@ -66,6 +68,12 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
       return answer(false, `not allowed: ${why}`, "forbidden");
     }
     const result = await deps.approvals.decide(action.value, action.user, decision);
+    if (result.outcome === "approved" || result.outcome === "rejected") {
+      deps.metrics?.approvalSeconds.observe(
+        { outcome: result.outcome },
+        (Date.now() - data.requestedAt) / 1000,
+      );
+    }
     switch (result.outcome) {
       case "approved":
         await deps.ops.enqueueData(action.value, data);

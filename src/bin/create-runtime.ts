@@ -192,6 +192,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       status,
       approvals,
       audit,
+      ...(metrics ? { metrics } : {}),
       alerts: createAlertActionHandler({
         redis,
         keys,

@@ -236,6 +236,7 @@ async function main(argv: string[]): Promise<number> {
     : undefined;
   await slackIn?.start();
   await teams?.start();
+  const alertInbox = createAlertInbox(live.redis, live.keys);
   const server = createHttpServer({
     log,
     ready: async () => {
@@ -259,7 +260,11 @@ async function main(argv: string[]): Promise<number> {
         ? {
             "POST /hooks/alertmanager": createAlertsRoute({
               token: settings.alerts.token,
-              ingest: createAlertInbox(live.redis, live.keys).push,
+              ingest: async (payload) => {
+                await alertInbox.push(payload);
+                for (const alert of payload.alerts)
+                  metrics.alertsReceived.labels({ status: alert.status }).inc();
+              },
               log: log.child({ route: "alertmanager" }),
             }),
           }

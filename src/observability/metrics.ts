@@ -42,6 +42,7 @@ export interface Metrics {
   chatCalls: Counter<"platform" | "operation" | "outcome">;
   alertsReceived: Counter<"status">;
   alertsDeduplicated: Counter;
+  approvalSeconds: Histogram<"outcome">;
   redisErrors: Counter<"connection">;
   /** Counts one command; a denial also counts as a permission denial. */
   countCommand(command: string, outcome: CommandOutcome): void;
@@ -128,6 +129,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: "Alerts dropped because the same fingerprint and status was already handled.",
     registers,
   });
+  const approvalSeconds = new Histogram({
+    name: "shipbot_approval_decision_seconds",
+    help: "Time from an approval request to its decision, by outcome (approved or rejected).",
+    labelNames: ["outcome"] as const,
+    buckets: [10, 30, 60, 120, 300, 600, 1800, 3600, 7200],
+    registers,
+  });
   const redisErrors = new Counter({
     name: "shipbot_redis_errors_total",
     help: "Errors reported by shipbot's Redis connections (disconnects, timeouts), by connection.",
@@ -152,6 +160,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     chatCalls,
     alertsReceived,
     alertsDeduplicated,
+    approvalSeconds,
     redisErrors,
     countCommand(command, outcome) {
       const name = known.has(command) ? command : "unknown";
