@@ -15,7 +15,13 @@ import { authorize, describeDenial } from "../core/policy.ts";
 import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
-import { type GitHubClient, resolveRef, toRepoRef } from "../github/index.ts";
+import {
+  compareCommits,
+  findActiveDeployment,
+  type GitHubClient,
+  resolveRef,
+  toRepoRef,
+} from "../github/index.ts";
 import type { StatusStore } from "../notify/status-store.ts";
 import { type Metrics, toCommandWord } from "../observability/metrics.ts";
 import { currentTraceRef, inSpan } from "../observability/tracing.ts";
@@ -75,6 +81,36 @@ function describeSpec(spec: JobSpec): string {
  * The accept path shared by every adapter: route (pure), then enqueue, answer a query or cancel.
  * Every command and its outcome goes to the audit stream.
  */
+/**
+ * What approvers are asked to let through: the commits between what GitHub shows as deployed and the new
+ * one, with their authors. Best effort: the request still goes out if GitHub cannot say.
+ */
+async function describeChange(
+  github: GitHubClient,
+  repo: string,
+  env: string,
+  sha: string,
+  log: Logger,
+): Promise<string> {
+  try {
+    const ref = toRepoRef(repo);
+    const active = await findActiveDeployment(github, ref, env);
+    if (!active) return " · first recorded deploy here";
+    if (active.sha === sha) return " · already deployed";
+    const diff = await compareCommits(github, ref, active.sha, sha, { limit: 20 });
+    const authors = [...new Set(diff.authors.map((a) => a.login ?? a.name ?? "").filter(Boolean))].slice(
+      0,
+      5,
+    );
+    if (diff.status === "behind")
+      return ` · goes back ${diff.behindBy} commit${diff.behindBy === 1 ? "" : "s"}`;
+    return ` · ${diff.aheadBy} commit${diff.aheadBy === 1 ? "" : "s"} since ${active.sha.slice(0, 7)}${authors.length ? ` by ${authors.join(", ")}` : ""}`;
+  } catch (error) {
+    log.warn({ err: error, repo, env }, "could not describe the change for the approval card");
+    return "";
+  }
+}
+
 export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
   const { config, registry, ops, status, audit, executor, log } = deps;
   const now = deps.now ?? Date.now;
@@ -279,8 +315,10 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
             const data = toJobData(spec, command, traceId);
             const policy = needsApproval[index];
             const repo = config.services[spec.target.service]?.github?.repo;
+            let preview = "";
             if (policy && spec.kind === "deploy" && spec.version && repo && deps.github) {
               data.sha = (await resolveRef(deps.github, toRepoRef(repo), spec.version)).sha;
+              preview = await describeChange(deps.github, repo, spec.target.env, data.sha, log);
             }
             if (policy) {
               const expiresAt = now() + policy.expiresAfterMinutes * 60_000;
@@ -289,7 +327,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
                 data: JSON.stringify(data),
                 need: policy.required,
                 expiresAt,
-                text: `${describeApproval(policy, command.user.name, expiresAt)}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}`,
+                text: `${describeApproval(policy, command.user.name, expiresAt)}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}${preview}`,
                 requester: command.user.id,
                 kind: spec.kind,
                 service: spec.target.service,

@@ -97,6 +97,8 @@ describe("deploying a git ref", () => {
     const jobId = reply.jobIds[0] as string;
     const pending = await t.waitForPhase(jobId, ["pending-approval"]);
     expect(pending.text).toContain(`commit ${head.slice(0, 7)}`);
+    // Nothing of this repo was deployed to production through GitHub yet.
+    expect(pending.text).toContain("first recorded deploy here");
     const later = github.commit("acme/api", "main", "Something nobody approved");
     github.setStatus("acme/api", later, "ci/build", "success");
     for (const n of [2, 3]) {
@@ -125,7 +127,9 @@ describe("deploying a git ref", () => {
     );
     const reply = await t.runtime.handle(chatCommand("/deploy api production main --force", sre(1)));
     const jobId = reply.jobIds[0] as string;
-    await t.waitForPhase(jobId, ["pending-approval"]);
+    const pending = await t.waitForPhase(jobId, ["pending-approval"]);
+    // Production runs the approved commit from the test before; this one adds two commits on top.
+    expect(pending.text).toContain(`· 2 commits since ${head.slice(0, 7)}`);
     for (const n of [2, 3]) {
       await t.runtime.handleAction({
         id: `f${n}`,
