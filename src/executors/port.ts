@@ -29,6 +29,11 @@ export interface ExecutionContext {
   jobId: string;
   /** The lease's fencing token: a write carrying a lower token than the one recorded is refused. */
   fence: number;
+  /**
+   * The token of this job's first attempt. A retried job finding a token above it from another job stops:
+   * someone changed the target since, and re-applying would undo that.
+   */
+  firstFence?: number;
   signal: AbortSignal;
   onProgress(progress: RolloutProgress): void;
 }

@@ -106,11 +106,14 @@ end
 if not busy then
   local fence = redis.call('INCR', fenceKey)
   redis.call('SET', lease, jobId .. '|' .. fence)
+  -- The fence of this job's first attempt: a retry must not overwrite what others did since.
+  redis.call('HSETNX', state, 'firstFence', fence)
+  local firstFence = redis.call('HGET', state, 'firstFence')
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
   transition(state, bullJob, audit, cards, jobId, 'running', runningText, now, ${interimCardDelayMs}, auditMax, ttl,
     { 'startedAt', tostring(now), 'fence', tostring(fence) }, { 'position' })
-  return {'acquired', tostring(fence)}
+  return {'acquired', tostring(fence), tostring(firstFence)}
 end
 
 local superseded = {}
@@ -160,7 +163,7 @@ return 'cancelled'
 `;
 
 export type AcquireResult =
-  | { status: "acquired"; fence: number }
+  | { status: "acquired"; fence: number; firstFence: number }
   | { status: "blocked"; reason: string; position: number }
   | { status: "busy"; holder: string; position: number; superseded: string[] }
   | { status: "cancelled"; by: string }
@@ -240,7 +243,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         scheduledFreeze ?? "",
       );
       const [status, a = "", b = "0", ...rest] = reply;
-      if (status === "acquired") return { status, fence: Number(a) };
+      if (status === "acquired") return { status, fence: Number(a), firstFence: Number(b) };
       if (status === "blocked") return { status, reason: a, position: Number(b) };
       if (status === "busy") return { status, holder: a, position: Number(b), superseded: rest };
       const [what, by = ""] = a.split("|");

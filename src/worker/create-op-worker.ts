@@ -255,6 +255,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
             {
               jobId,
               fence: lease.fence,
+              firstFence: lease.firstFence,
               signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
               onProgress(progress) {
                 // Serialised so the store sees progress in order; a failed write only loses a tick.

@@ -200,6 +200,19 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
   /** Refuses when a newer lease holder already wrote to this Deployment. */
   const assertFence = (target: Target, deployment: V1Deployment, ctx: ExecutionContext): void => {
     const recorded = Number(deployment.metadata?.annotations?.[annotations.fence] ?? Number.NaN);
+    const first = ctx.firstFence ?? ctx.fence;
+    if (
+      Number.isFinite(recorded) &&
+      recorded > first &&
+      recorded < ctx.fence &&
+      !ownedByJob(deployment, ctx)
+    ) {
+      throw new ShipbotError(
+        "conflict",
+        `another operation changed ${describe(target)} after this one first started (fence ${recorded} > ${first}); this one stops without applying again`,
+        { retryable: false },
+      );
+    }
     if (Number.isFinite(recorded) && recorded > ctx.fence) {
       throw new ShipbotError(
         "conflict",
