@@ -62,6 +62,10 @@ export interface SlackBenchResults {
     errors: number;
     latencyMs: { p50: number; p99: number; max: number };
     achievedRate: number;
+    /** Acknowledged deploy commands without a job afterwards (must be 0). */
+    lost: number;
+    /** RSS of this process after the run ÷ after the first sixth, minus one. */
+    rssGrowth: number;
   };
 }
 
@@ -323,7 +327,9 @@ async function runAck(options: SlackBenchOptions, redisUrl: string): Promise<Sla
     let errors = 0;
     const started = performance.now();
     const inflight: Array<Promise<void>> = [];
+    let rssWarm = process.memoryUsage().rss;
     for (let i = 0; i < total; i++) {
+      if (i === Math.floor(total / 6)) rssWarm = process.memoryUsage().rss;
       // Open loop: requests leave on schedule whatever the answers do.
       const due = started + i * gapMs;
       const wait = due - performance.now();
@@ -365,8 +371,13 @@ async function runAck(options: SlackBenchOptions, redisUrl: string): Promise<Sla
     await Promise.all(inflight);
     const elapsed = (performance.now() - started) / 1000;
     await stack.adapter.idle();
+    // Every acknowledged command is a job (its ledger entry is derived from the job).
+    const counts = await stack.runtime.ops.queue.getJobCounts("waiting", "prioritized", "delayed", "active", "completed", "failed");
+    const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
     return {
       commands: total,
+      lost: total - errors - jobs,
+      rssGrowth: process.memoryUsage().rss / rssWarm - 1,
       errors,
       latencyMs: {
         p50: quantile(latencies, 0.5),
@@ -441,6 +452,8 @@ function printResults(r: SlackBenchResults): void {
     ["ack latency p50", ms(r.ack.latencyMs.p50)],
     ["ack latency p99", ms(r.ack.latencyMs.p99)],
     ["ack latency max", ms(r.ack.latencyMs.max)],
+    ["acknowledged commands without a job", String(r.ack.lost)],
+    ["RSS growth after warm-up", `${(r.ack.rssGrowth * 100).toFixed(1)}%`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\nSlack streaming benchmark\n${"─".repeat(width + 50)}\n`);
