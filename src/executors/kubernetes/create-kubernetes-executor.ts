@@ -299,12 +299,14 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
         async (deployment) => {
           const current = requireContainer(target, deployment);
           if (ownedByJob(deployment, ctx)) return { kind: "resume" as const, previousImage: undefined };
-          assertFence(target, deployment, ctx);
+          // Already running the wanted image: nothing to write, so no fence to check (a retried job whose
+          // change is live, even if another operation wrote since, finishes instead of failing).
           if (current === image) {
             const state = toRolloutState(deployment);
             if (state.progress.done) return { kind: "unchanged" as const, deployment };
             return { kind: "follow" as const, previousImage: current };
           }
+          assertFence(target, deployment, ctx);
           const patch = {
             metadata: {
               // A precondition: the API server answers 409 if the Deployment changed since this read.

@@ -1,0 +1,167 @@
+/**
+ * Promise: every failure is visible to a person, even when the chat platform is down for a while. The
+ * Slack API (emulator) answers 500s and leaves requests hanging for a stretch, then recovers: every job's
+ * final state still reaches its card, each card is one message (no duplicate posts), with the right text.
+ * The real Web API client and Slack chat port are used, as in test/e2e/slack.test.ts.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSlackChat, createSlackWebClient, renderBlocks } from "../../src/adapters/slack/index.ts";
+import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
+import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
+import type { Config } from "../../src/core/config.ts";
+import { ShipbotError } from "../../src/core/errors.ts";
+import { type ChatCommand, type JobState, terminalPhases } from "../../src/core/model.ts";
+import { renderJobCard } from "../../src/core/render-job-card.ts";
+import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index.ts";
+import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+
+const botToken = "xoxb-test-token";
+/** Slack's limits run 20× faster in the emulator; shipbot's pacing is scaled to match. */
+const timeScale = 0.05;
+const channel = "C0OUTAGE";
+
+let slack: SlackEmulator;
+let runtime: Runtime;
+let config: Config;
+const gated = createGatedExecutor();
+
+beforeAll(async () => {
+  slack = await startSlackEmulator({ botToken, timeScale, channels: [channel] });
+  config = testConfig();
+  // A short client timeout so a hanging Slack costs the test little; the client's own two retries stay.
+  const client = createSlackWebClient({
+    botToken,
+    apiUrl: `${slack.url}/api/`,
+    log: quietLog,
+    timeoutMs: 300,
+  });
+  const chat = createSlackChat(client, {
+    postIntervalMs: 1100 * timeScale,
+    updateIntervalMs: 1250 * timeScale,
+  });
+  runtime = await createRuntime({
+    config,
+    redisUrl,
+    executor: gated.executor,
+    chats: { slack: chat },
+    log: quietLog,
+    accept: true,
+    work: true,
+    notify: true,
+  });
+});
+
+afterAll(async () => {
+  // Closing waits for running jobs: let any operation a failed test left at its gate through.
+  const releasing = setInterval(() => {
+    for (const call of gated.calls) call.finish();
+  }, 20);
+  await runtime?.close();
+  clearInterval(releasing);
+  const redis = new Redis(redisUrl);
+  await cleanupPrefix(redis, config.redisPrefix);
+  await redis.quit();
+  await slack?.close();
+});
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 25_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function slackCommand(text: string): ChatCommand {
+  return { ...chatCommand(text, demoUser), conversation: { platform: "slack", channel } };
+}
+
+async function cardRef(jobId: string): Promise<{ ref: string; seq: number } | undefined> {
+  const stored = await runtime.redis.get(runtime.keys.cardRef(jobId));
+  return stored ? (JSON.parse(stored) as { ref: string; seq: number }) : undefined;
+}
+
+const finalState = (jobId: string) => () =>
+  runtime.status.read(jobId).then((s) => (s && terminalPhases.has(s.phase) ? s : undefined));
+
+describe("every failure is visible to a person: chat outages", () => {
+  it("delivers every job's final state once Slack recovers, one message per card, with the final text", async () => {
+    // The outage, part one: posts answer 500 (each notifier attempt is three HTTP calls with the
+    // client's own retries) while the jobs are queued and start.
+    slack.failNext("chat.postMessage", 500, 7);
+    const texts = ["/deploy api staging v2", "/deploy web staging v2"];
+    const jobIds: string[] = [];
+    for (const text of texts) {
+      const reply = await runtime.handle(slackCommand(text));
+      expect(reply.error?.message).toBeUndefined();
+      jobIds.push(reply.jobIds[0] as string);
+    }
+    const calls = await gated.started(2);
+    await waitFor("every card to be posted", async () => {
+      for (const id of jobIds) if (!(await cardRef(id))) return undefined;
+      return true;
+    });
+
+    // Part two: every edit hangs until the client gives up, while the jobs finish.
+    slack.failNext("chat.update", "timeout", 4);
+    for (const call of calls) call.finish();
+    const states: JobState[] = [];
+    for (const id of jobIds) states.push(await waitFor(`job ${id} to end`, finalState(id)));
+    expect(states.map((s) => s.phase)).toEqual(["succeeded", "succeeded"]);
+
+    // After the outage, each card catches up with its job's final state.
+    const refs = await waitFor("every card to show its final state", async () => {
+      const found: string[] = [];
+      for (const s of states) {
+        const ref = await cardRef(s.jobId);
+        if (!ref || ref.seq < s.seq) return undefined;
+        found.push(ref.ref);
+      }
+      return found;
+    });
+
+    // The outage really happened as arranged.
+    expect(slack.calls("chat.postMessage").filter((c) => c.status === 500)).toHaveLength(7);
+    expect(slack.calls("chat.update").filter((c) => c.status === 0)).toHaveLength(4);
+
+    // One message per job, no duplicates, each showing the final state as shipbot renders it.
+    expect(slack.messages(channel)).toHaveLength(jobIds.length);
+    expect(new Set(refs).size).toBe(jobIds.length);
+    for (const [i, s] of states.entries()) {
+      const message = slack.message(channel, refs[i] as string);
+      expect(message?.text).toBe(renderBlocks(renderJobCard(s)).text);
+    }
+  });
+
+  it("shows a failed job's reason after chat.update fails for a stretch in the middle of the job", async () => {
+    const before = slack.messages(channel).length;
+    const reply = await runtime.handle(slackCommand("/deploy web staging v3"));
+    expect(reply.error?.message).toBeUndefined();
+    const jobId = reply.jobIds[0] as string;
+    const call = await waitFor("the operation to start", async () =>
+      gated.calls.find((c) => c.ctx.jobId === jobId),
+    );
+    await waitFor("the card to be posted", () => cardRef(jobId));
+    // Slack fails every edit for a stretch; meanwhile the job fails for good. The failure, not only
+    // success, must reach the person.
+    slack.failNext("chat.update", 503, 6);
+    call.fail(new ShipbotError("upstream", "registry refused the image", { retryable: false }));
+
+    const failed = await waitFor("the job to end", finalState(jobId));
+    expect(failed.phase).toBe("failed");
+    expect(failed.text).toContain("registry refused the image");
+    const ref = await waitFor("the card to show the failure", async () => {
+      const stored = await cardRef(jobId);
+      return stored && stored.seq >= failed.seq ? stored.ref : undefined;
+    });
+    expect(slack.calls("chat.update").filter((c) => c.status === 503)).toHaveLength(6);
+    expect(slack.messages(channel)).toHaveLength(before + 1);
+    expect(slack.message(channel, ref)?.text).toBe(renderBlocks(renderJobCard(failed)).text);
+  });
+});
