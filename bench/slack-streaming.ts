@@ -372,7 +372,14 @@ async function runAck(options: SlackBenchOptions, redisUrl: string): Promise<Sla
     const elapsed = (performance.now() - started) / 1000;
     await stack.adapter.idle();
     // Every acknowledged command is a job (its ledger entry is derived from the job).
-    const counts = await stack.runtime.ops.queue.getJobCounts("waiting", "prioritized", "delayed", "active", "completed", "failed");
+    const counts = await stack.runtime.ops.queue.getJobCounts(
+      "waiting",
+      "prioritized",
+      "delayed",
+      "active",
+      "completed",
+      "failed",
+    );
     const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
     return {
       commands: total,
