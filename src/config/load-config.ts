@@ -47,7 +47,16 @@ export function parseConfig(text: string, source = "shipbot.yaml"): Config {
       `${source} is not valid YAML:\n${doc.errors.map((e) => `  ${e.message}`).join("\n")}`,
     );
   }
-  const result = configSchema.safeParse(doc.toJS());
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (error) {
+    // e.g. an alias to an anchor that does not exist: the parser accepts it, building the value does not.
+    throw new ConfigError(
+      `${source} is not valid YAML: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  const result = configSchema.safeParse(value);
   if (!result.success) {
     const lines = result.error.issues.slice(0, 20).map((issue) => {
       const path =
