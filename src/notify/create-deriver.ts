@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { auditMaxLength } from "../audit/audit-log.ts";
 import type { Keys } from "../queue/keys.ts";
+import { wakeJob } from "../queue/ops-queue.ts";
 import { stateTtlMs } from "./status-store.ts";
 import { interimCardDelayMs, transitionLua } from "./transition-lua.ts";
 
@@ -106,6 +107,26 @@ export function createDeriver(options: DeriverOptions): Deriver {
     }
   }
 
+  /** Arguments of the finished script for one job: its keys, then the event and its value. */
+  const finishedArgs = (
+    jobId: string,
+    event: "completed" | "failed",
+    value: string,
+  ): Array<string | number> => [
+    keys.job(jobId),
+    keys.bullJob(jobId),
+    keys.audit,
+    keys.cards,
+    jobId,
+    event,
+    value,
+    auditMaxLength,
+    stateTtlMs,
+    keys.historyPrefix,
+    keys.lease("", "").slice(0, -1),
+    keys.line("", "").slice(0, -1),
+  ];
+
   /** Applies one batch of events in a single pipeline, acknowledges them, and wakes waiting jobs. */
   async function apply(entries: Array<[string, string[]]>): Promise<void> {
     const pipeline = redis.pipeline();
@@ -126,14 +147,7 @@ export function createDeriver(options: DeriverOptions): Deriver {
       } else if (f.event === "completed" || f.event === "failed") {
         const value = f.event === "completed" ? (f.returnvalue ?? "") : (f.failedReason ?? "unknown failure");
         (pipeline as unknown as DeriverPipeline).shipbotDeriveFinished(
-          ...shared,
-          f.event,
-          value,
-          auditMaxLength,
-          stateTtlMs,
-          keys.historyPrefix,
-          keys.lease("", "").slice(0, -1),
-          keys.line("", "").slice(0, -1),
+          ...finishedArgs(jobId, f.event, value),
         );
         scripts++;
       }
@@ -143,22 +157,12 @@ export function createDeriver(options: DeriverOptions): Deriver {
       for (const [error, value] of results) {
         if (error) log.error({ err: error }, "could not derive a job's state from its event");
         else if (typeof value === "string" && value !== "") {
-          void wakeJob(value);
+          void wakeJob(queue, value, log);
         }
       }
     }
     const ids = entries.map(([id]) => id);
     if (ids.length > 0) await redis.xack(keys.opsEvents, group, ...ids);
-  }
-
-  async function wakeJob(jobId: string): Promise<void> {
-    try {
-      const job = await queue.getJob(jobId);
-      await job?.promote();
-    } catch (error) {
-      // Not delayed at this moment: it rechecks its line by itself.
-      log.debug({ jobId, err: error }, "next job in line was not delayed");
-    }
   }
 
   /** Final states for jobs whose events were trimmed before anyone read them. */
@@ -172,20 +176,7 @@ export function createDeriver(options: DeriverOptions): Deriver {
         const field = set === "completed" ? "returnvalue" : "failedReason";
         const value = await redis.hget(keys.bullJob(jobId), field);
         if (value === null) continue;
-        await r.shipbotDeriveFinished(
-          keys.job(jobId),
-          keys.bullJob(jobId),
-          keys.audit,
-          keys.cards,
-          jobId,
-          set,
-          value,
-          auditMaxLength,
-          stateTtlMs,
-          keys.historyPrefix,
-          keys.lease("", "").slice(0, -1),
-          keys.line("", "").slice(0, -1),
-        );
+        await r.shipbotDeriveFinished(...finishedArgs(jobId, set, value));
       }
     }
   }

@@ -72,18 +72,11 @@ export interface CardSnapshot {
 
 /**
  * Cards that are not job cards (alert groups, for example) come from a source chosen by the card id's
- * prefix. Their producers mark them for rendering with `markCard`.
+ * prefix. Their producers add the card id to the cards sorted set (`ZADD LT`, scored by when to render).
  */
 export interface CardSource {
   prefix: string;
   load(cardId: string): Promise<CardSnapshot | undefined>;
-}
-
-/** Marks a card for rendering after `delayMs` (an earlier mark wins). */
-export async function markCard(redis: Redis, keys: Keys, cardId: string, delayMs = 0): Promise<void> {
-  const [seconds, micros] = await redis.time();
-  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  await redis.zadd(keys.cards, "LT", now + delayMs, cardId);
 }
 
 export interface NotifierOptions {

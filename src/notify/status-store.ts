@@ -1,7 +1,6 @@
 import type { Redis } from "ioredis";
 import { auditMaxLength } from "../audit/audit-log.ts";
 import type { JobData, JobPhase, JobState } from "../core/model.ts";
-import { terminalPhases } from "../core/model.ts";
 import type { Keys } from "../queue/keys.ts";
 import { progressCardDelayMs, transitionLua } from "./transition-lua.ts";
 
@@ -149,5 +148,3 @@ export function createStatusStore(redis: Redis, keys: Keys): StatusStore {
     },
   };
 }
-
-export { terminalPhases };

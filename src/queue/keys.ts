@@ -6,7 +6,6 @@
 export interface Keys {
   prefix: string;
   opsQueue: string;
-  notifyQueue: string;
   lease(service: string, env: string): string;
   line(service: string, env: string): string;
   fence(service: string, env: string): string;
@@ -50,7 +49,6 @@ export function createKeys(prefix: string): Keys {
   return {
     prefix,
     opsQueue: "{ops}",
-    notifyQueue: "{notify}",
     lease: (service, env) => `${ops}:lease:${service}:${env}`,
     line: (service, env) => `${ops}:line:${service}:${env}`,
     fence: (service, env) => `${ops}:fence:${service}:${env}`,

@@ -188,7 +188,6 @@ export interface Leases {
   cancel(request: LeaseRequest, by: string): Promise<string>;
   mark(jobId: string, mark: string): Promise<void>;
   clearMark(jobId: string): Promise<void>;
-  holder(service: string, env: string): Promise<string | undefined>;
 }
 
 type ScriptRedis = Redis & {
@@ -269,10 +268,6 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
     },
     async clearMark(jobId) {
       await redis.hdel(keys.marks, jobId);
-    },
-    async holder(service, env) {
-      const value = await redis.get(keys.lease(service, env));
-      return value?.split("|")[0];
     },
   };
 }

@@ -55,6 +55,19 @@ function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * Wakes a job parked with a delay (waiting for its target) so it looks at its line now. A job that is not
+ * delayed at this moment needs no waking: it rechecks its line by itself within recheckMs.
+ */
+export async function wakeJob(queue: Queue, jobId: string, log?: Pick<Logger, "debug">): Promise<void> {
+  try {
+    const job = await queue.getJob(jobId);
+    await job?.promote();
+  } catch (error) {
+    log?.debug({ jobId, err: error }, "job to wake was not delayed; it rechecks on its own");
+  }
+}
+
 /** The job payload for each spec: what the worker needs, no secrets, no blobs. */
 export function toJobData(spec: JobSpec, command: ChatCommand, traceId: string): JobData {
   return {
@@ -168,14 +181,7 @@ export function createOpsQueue(
     async wakeLine(service, env) {
       const [head] = await redis.zrange(keys.line(service, env), "0", "0");
       const jobId = head?.split("|")[2];
-      if (!jobId) return;
-      const job = await queue.getJob(jobId);
-      try {
-        await job?.promote();
-      } catch (error) {
-        // Not delayed at this moment: it rechecks by itself.
-        log?.debug({ jobId, err: error }, "job to wake was not delayed");
-      }
+      if (jobId) await wakeJob(queue, jobId, log);
     },
     async list() {
       const jobs = (await queue.getJobs(

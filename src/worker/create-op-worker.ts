@@ -20,7 +20,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { inSpan, type Tracing } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { LeaseRequest, Leases } from "../queue/lease-scripts.ts";
-import { toLeaseRequest } from "../queue/ops-queue.ts";
+import { toLeaseRequest, wakeJob } from "../queue/ops-queue.ts";
 
 export interface OpWorkerOptions {
   connection: Redis;
@@ -79,17 +79,6 @@ function doneText(kind: JobData["kind"], result: ExecutionResult, ms: number): s
       return `Rolled back to ${result.image} (revision ${result.revision}) in ${took}${again}`;
     case "scale":
       return `Scaled to ${result.replicas} replicas in ${took}${again}`;
-  }
-}
-
-async function wake(queue: Queue, jobId: string, log: Logger): Promise<void> {
-  const job = await queue.getJob(jobId);
-  if (!job) return;
-  try {
-    await job.promote();
-  } catch (error) {
-    // Not delayed (yet): it will look at its line again by itself within recheckMs.
-    log.debug({ jobId, err: error }, "job to wake was not delayed; it will recheck on its own");
   }
 }
 
@@ -229,7 +218,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       // Once per job: a parked job comes back here on every recheck, each a new start of the job.
       if (lease.status === "busy" && job.attemptsStarted <= 1)
         options.metrics?.leaseWaits.inc({ env: data.env });
-      if (lease.status === "busy") for (const victim of lease.superseded) await wake(queue, victim, log);
+      if (lease.status === "busy") for (const victim of lease.superseded) await wakeJob(queue, victim, log);
       await job.moveToDelayed(Date.now() + recheckMs, token);
       throw new DelayedError();
     }
