@@ -8,8 +8,7 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import type { Config } from "../src/core/config.ts";
-import type { ExecutorPort } from "../src/executors/port.ts";
+import { benchConfig, noopExecutor } from "./bench-config.ts";
 
 const log = pino({ level: "silent" });
 
@@ -17,38 +16,6 @@ function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
-function latencyConfig(prefix: string, services: number): Config {
-  const svc: Config["services"] = {};
-  for (let i = 0; i < services; i++) {
-    svc[`svc-${i}`] = {
-      image: `registry.local/acme/svc-${i}`,
-      replicas: { min: 0, max: 50 },
-      environments: { staging: { namespace: "staging" } },
-    };
-  }
-  return {
-    redisPrefix: prefix,
-    queue: {
-      concurrency: 50,
-      leaseTtlMs: 30_000,
-      recheckMs: 5_000,
-      lockDurationMs: 30_000,
-      rolloutTimeoutMs: 60_000,
-    },
-    environments: { staging: { freezes: [] } },
-    services: svc,
-    roles: {
-      deployer: {
-        permissions: ["deploy"],
-        environments: ["*"],
-        services: ["*"],
-        users: ["shell:bench"],
-        groups: [],
-      },
-    },
-  };
 }
 
 /** Offers `count` tasks at `rate` per second without waiting for earlier ones (open loop). */
@@ -77,24 +44,11 @@ export async function shipbotLatency(
 ): Promise<{ p50: number; p99: number }> {
   const received = new Map<string, number>();
   const latencies: number[] = [];
-  const executor: ExecutorPort = {
-    async deploy(target, image) {
-      const at = received.get(target.deployment);
-      if (at !== undefined) latencies.push(performance.now() - at);
-      return { summary: "", image, previousImage: image, revision: 1, replicas: 1, resumed: false };
-    },
-    rollback: async () => {
-      throw new Error("not used");
-    },
-    scale: async () => {
-      throw new Error("not used");
-    },
-    status: async () => {
-      throw new Error("not used");
-    },
-    history: async () => [],
-  };
-  const config = latencyConfig(`bench-lat-${tag}`, count);
+  const executor = noopExecutor((deployment) => {
+    const at = received.get(deployment);
+    if (at !== undefined) latencies.push(performance.now() - at);
+  });
+  const config = benchConfig(`bench-lat-${tag}`, count, 50);
   const runtime = await createRuntime({
     config,
     redisUrl: url,
@@ -163,27 +117,8 @@ export async function soak(
   rate: number,
   seconds: number,
 ): Promise<{ rssStartMb: number; rssEndMb: number; growth: number; errors: number; commands: number }> {
-  const executor: ExecutorPort = {
-    deploy: async (_t, image) => ({
-      summary: "",
-      image,
-      previousImage: image,
-      revision: 1,
-      replicas: 1,
-      resumed: false,
-    }),
-    rollback: async () => {
-      throw new Error("not used");
-    },
-    scale: async () => {
-      throw new Error("not used");
-    },
-    status: async () => {
-      throw new Error("not used");
-    },
-    history: async () => [],
-  };
-  const config = latencyConfig("bench-soak", 500);
+  const executor = noopExecutor();
+  const config = benchConfig("bench-soak", 500, 50);
   const runtime = await createRuntime({
     config,
     redisUrl: url,

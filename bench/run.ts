@@ -9,9 +9,8 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import type { Config } from "../src/core/config.ts";
 import type { ChatCommand } from "../src/core/model.ts";
-import type { ExecutorPort } from "../src/executors/port.ts";
+import { benchConfig, noopExecutor } from "./bench-config.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
@@ -34,57 +33,6 @@ interface Result {
 
 const median = (values: number[]): number =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
-
-/** Many services so that consecutive jobs rarely share a target (as in a company-wide release train). */
-function benchConfig(prefix: string, services: number): Config {
-  const svc: Config["services"] = {};
-  for (let i = 0; i < services; i++) {
-    svc[`svc-${i}`] = {
-      image: `registry.local/acme/svc-${i}`,
-      replicas: { min: 0, max: 50 },
-      environments: { staging: { namespace: "staging" } },
-    };
-  }
-  return {
-    redisPrefix: prefix,
-    queue: {
-      concurrency: drainConcurrency,
-      leaseTtlMs: 30_000,
-      recheckMs: 5_000,
-      lockDurationMs: 30_000,
-      rolloutTimeoutMs: 60_000,
-    },
-    environments: { staging: { freezes: [] } },
-    services: svc,
-    roles: {
-      deployer: {
-        permissions: ["deploy", "rollback", "scale", "read", "cancel"],
-        environments: ["*"],
-        services: ["*"],
-        users: ["shell:bench"],
-        groups: [],
-      },
-    },
-  };
-}
-
-const noopExecutor: ExecutorPort = {
-  async deploy(_t, image) {
-    return { summary: "", image, previousImage: image, revision: 1, replicas: 1, resumed: false };
-  },
-  async rollback() {
-    return { summary: "", image: "x:1", previousImage: "x:1", revision: 1, replicas: 1, resumed: false };
-  },
-  async scale(_t, replicas) {
-    return { summary: "", image: "x:1", previousImage: "x:1", revision: 1, replicas, resumed: false };
-  },
-  async status() {
-    throw new Error("not used");
-  },
-  async history() {
-    return [];
-  },
-};
 
 /** Runs `count` tasks with `limit` in flight; returns operations per second. */
 async function pool(count: number, limit: number, task: (i: number) => Promise<unknown>): Promise<number> {
@@ -126,11 +74,11 @@ async function rawEnqueue(url: string, rep: number): Promise<{ rate: number; com
 }
 
 async function shipbotEnqueue(url: string, rep: number): Promise<{ rate: number; commands: number }> {
-  const config = benchConfig(`bench-e${rep}`, 1000);
+  const config = benchConfig(`bench-e${rep}`, 1000, drainConcurrency);
   const runtime = await createRuntime({
     config,
     redisUrl: url,
-    executor: noopExecutor,
+    executor: noopExecutor(),
     chats: {},
     log,
     accept: true,
@@ -212,11 +160,11 @@ async function shipbotDrain(
   records = false,
 ): Promise<{ rate: number; commands: number }> {
   // Distinct targets for every job, as in a fan-out, so the measure is the per-job cost, not waiting in line.
-  const config = benchConfig(`bench-d${rep}${records ? "r" : ""}`, drainCount);
+  const config = benchConfig(`bench-d${rep}${records ? "r" : ""}`, drainCount, drainConcurrency);
   const producer = await createRuntime({
     config,
     redisUrl: url,
-    executor: noopExecutor,
+    executor: noopExecutor(),
     chats: {},
     log,
     accept: true,
@@ -238,7 +186,7 @@ async function shipbotDrain(
   const runtime = await createRuntime({
     config,
     redisUrl: url,
-    executor: noopExecutor,
+    executor: noopExecutor(),
     chats: { shell: silentChat },
     log,
     accept: false,

@@ -1,0 +1,57 @@
+import type { Config } from "../src/core/config.ts";
+import type { ExecutorPort } from "../src/executors/port.ts";
+
+/** Many services in one environment, so consecutive jobs rarely share a target (a company-wide release train). */
+export function benchConfig(prefix: string, services: number, concurrency: number): Config {
+  const svc: Config["services"] = {};
+  for (let i = 0; i < services; i++) {
+    svc[`svc-${i}`] = {
+      image: `registry.local/acme/svc-${i}`,
+      replicas: { min: 0, max: 50 },
+      environments: { staging: { namespace: "staging" } },
+    };
+  }
+  return {
+    redisPrefix: prefix,
+    queue: {
+      concurrency,
+      leaseTtlMs: 30_000,
+      recheckMs: 5_000,
+      lockDurationMs: 30_000,
+      rolloutTimeoutMs: 60_000,
+    },
+    environments: { staging: { freezes: [] } },
+    services: svc,
+    roles: {
+      deployer: {
+        permissions: ["deploy", "rollback", "scale", "read", "cancel"],
+        environments: ["*"],
+        services: ["*"],
+        users: ["shell:bench"],
+        groups: [],
+      },
+    },
+  };
+}
+
+/** An executor that does nothing, so the figures are the queue's alone. `onDeploy` sees each call. */
+export function noopExecutor(onDeploy?: (deployment: string) => void): ExecutorPort {
+  return {
+    async deploy(target, image) {
+      onDeploy?.(target.deployment);
+      return { summary: "", image, previousImage: image, revision: 1, replicas: 1, resumed: false };
+    },
+    async rollback() {
+      return { summary: "", image: "x:1", previousImage: "x:1", revision: 1, replicas: 1, resumed: false };
+    },
+    async scale(_t, replicas) {
+      return { summary: "", image: "x:1", previousImage: "x:1", revision: 1, replicas, resumed: false };
+    },
+    async status() {
+      throw new Error("not used by the benchmarks");
+    },
+    async history() {
+      return [];
+    },
+  };
+}
