@@ -1,86 +1,45 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
-import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
+import type { Runtime } from "../../src/bin/create-runtime.ts";
 import type { Config } from "../../src/core/config.ts";
 import { type JobState, terminalPhases } from "../../src/core/model.ts";
-import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
-import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
+import type { KubeEmulator } from "../emulators/kubernetes/server.ts";
+import { type CliStack, startCliStack, waitUntil } from "../helpers/cli-stack.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
-import { type ShipbotProcess, spawnShipbot, writeConfig } from "../helpers/spawn-shipbot.ts";
-import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+import type { ShipbotProcess } from "../helpers/spawn-shipbot.ts";
+import { redisUrl } from "../helpers/test-runtime.ts";
 
+let stack: CliStack;
 let emulator: KubeEmulator;
-let dir: string;
 let config: Config;
-let env: Record<string, string>;
 let producer: Runtime;
-const processes: ShipbotProcess[] = [];
 
 beforeEach(async () => {
-  emulator = await startKubeEmulator({
-    deployments: ["api", "web"].map((name) => ({
-      namespace: "staging",
-      name,
-      image: `ghcr.io/acme/${name}:v1.0.0`,
-      previousImages: [`ghcr.io/acme/${name}:v0.9.0`],
-      replicas: 3,
-    })),
-    stepMs: 400,
+  stack = await startCliStack({
+    emulator: {
+      deployments: ["api", "web"].map((name) => ({
+        namespace: "staging",
+        name,
+        image: `ghcr.io/acme/${name}:v1.0.0`,
+        previousImages: [`ghcr.io/acme/${name}:v0.9.0`],
+        replicas: 3,
+      })),
+      stepMs: 400,
+    },
   });
-  dir = await mkdtemp(join(tmpdir(), "shipbot-e2e-"));
-  config = testConfig({ lockDurationMs: 2_000, leaseTtlMs: 2_000, recheckMs: 300 });
-  env = {
-    SHIPBOT_CONFIG: await writeConfig(dir, config),
-    KUBECONFIG: await emulator.writeKubeconfig(join(dir, "kubeconfig")),
-    REDIS_URL: redisUrl,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    LOG_LEVEL: "silent",
-  };
-  producer = await createRuntime({
-    config,
-    redisUrl,
-    executor: createKubernetesExecutor({ kubeConfig: loadKubeConfig({ kubeconfigPath: env.KUBECONFIG }) }),
-    chats: {},
-    log: quietLog,
-    accept: true,
-    work: false,
-    notify: false,
-  });
+  ({ emulator, config, producer } = stack);
 });
 
 afterEach(async () => {
-  for (const p of processes.splice(0)) {
-    if (p.child.exitCode === null) p.child.kill("SIGKILL");
-    await p.exited;
-  }
-  await producer.close();
-  const redis = new Redis(redisUrl);
-  await cleanupPrefix(redis, config.redisPrefix);
-  await redis.quit();
-  await emulator.close();
-  await rm(dir, { recursive: true, force: true });
+  await stack.close();
 });
 
 function start(args: string[]): ShipbotProcess {
-  const p = spawnShipbot(args, env);
-  processes.push(p);
-  return p;
+  return stack.start(args);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  return waitUntil(what, probe, timeoutMs);
 }
 
 async function enqueue(text: string): Promise<string> {

@@ -1,103 +1,49 @@
-/**
- * Promise: no operation is applied twice when the process holding a target dies. A real `shipbot worker`
- * process is killed with SIGKILL while it holds api/staging mid-rollout: once its lock and lease expire,
- * another worker finishes that job without writing again and the next job for the target proceeds with a
- * higher fencing token; a stale holder's write (the lower token) is refused by the Kubernetes executor.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
-import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
-import type { Config } from "../../src/core/config.ts";
+import type { Runtime } from "../../src/bin/create-runtime.ts";
 import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
 import { type JobState, terminalPhases } from "../../src/core/model.ts";
-import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
-import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
+import type { KubeEmulator } from "../emulators/kubernetes/server.ts";
+import { type CliStack, startCliStack, waitUntil } from "../helpers/cli-stack.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
-import { type ShipbotProcess, spawnShipbot, writeConfig } from "../helpers/spawn-shipbot.ts";
-import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+import type { ShipbotProcess } from "../helpers/spawn-shipbot.ts";
 
+let stack: CliStack;
 let emulator: KubeEmulator;
-let dir: string;
-let config: Config;
-let env: Record<string, string>;
 let executor: ExecutorPort;
 let producer: Runtime;
-const processes: ShipbotProcess[] = [];
 
 beforeEach(async () => {
-  emulator = await startKubeEmulator({
-    deployments: [
-      {
-        namespace: "staging",
-        name: "api",
-        image: "ghcr.io/acme/api:v1.0.0",
-        previousImages: ["ghcr.io/acme/api:v0.9.0"],
-        // Six replicas a step apart: seconds between "under way" and "done", so the kill lands mid-rollout
-        // even on a busy machine.
-        replicas: 6,
-      },
-    ],
-    stepMs: 600,
-  });
-  dir = await mkdtemp(join(tmpdir(), "shipbot-lease-death-"));
-  config = testConfig({ lockDurationMs: 2_000, leaseTtlMs: 2_000, recheckMs: 300 });
-  env = {
-    SHIPBOT_CONFIG: await writeConfig(dir, config),
-    KUBECONFIG: await emulator.writeKubeconfig(join(dir, "kubeconfig")),
-    REDIS_URL: redisUrl,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    LOG_LEVEL: "silent",
-  };
-  executor = createKubernetesExecutor({
-    kubeConfig: loadKubeConfig({ kubeconfigPath: env.KUBECONFIG }),
+  stack = await startCliStack({
+    emulator: {
+      deployments: [
+        {
+          namespace: "staging",
+          name: "api",
+          image: "ghcr.io/acme/api:v1.0.0",
+          previousImages: ["ghcr.io/acme/api:v0.9.0"],
+          // Six replicas a step apart: seconds between "under way" and "done", so the kill lands mid-rollout
+          // even on a busy machine.
+          replicas: 6,
+        },
+      ],
+      stepMs: 600,
+    },
     pollMs: 50,
   });
-  producer = await createRuntime({
-    config,
-    redisUrl,
-    executor,
-    chats: {},
-    log: quietLog,
-    accept: true,
-    work: false,
-    notify: false,
-  });
+  ({ emulator, producer, executor } = stack);
 });
 
 afterEach(async () => {
-  for (const p of processes.splice(0)) {
-    if (p.child.exitCode === null) p.child.kill("SIGKILL");
-    await p.exited;
-  }
-  await producer.close();
-  const redis = new Redis(redisUrl);
-  await cleanupPrefix(redis, config.redisPrefix);
-  await redis.quit();
-  await emulator.close();
-  await rm(dir, { recursive: true, force: true });
+  await stack.close();
 });
 
 function start(args: string[]): ShipbotProcess {
-  const p = spawnShipbot(args, env);
-  processes.push(p);
-  return p;
+  return stack.start(args);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 25_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 25_000): Promise<T> {
+  return waitUntil(what, probe, timeoutMs);
 }
 
 async function enqueue(text: string): Promise<string> {

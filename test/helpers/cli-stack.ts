@@ -1,0 +1,106 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
+import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
+import type { Config } from "../../src/core/config.ts";
+import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
+import type { ExecutorPort } from "../../src/executors/port.ts";
+import { createRedis } from "../../src/queue/redis.ts";
+import {
+  type KubeEmulator,
+  type KubeEmulatorOptions,
+  startKubeEmulator,
+} from "../emulators/kubernetes/server.ts";
+import { type ShipbotProcess, spawnShipbot, writeConfig } from "./spawn-shipbot.ts";
+import { quietLog, redisUrl, testConfig } from "./test-runtime.ts";
+
+/**
+ * Real `shipbot` processes against the Kubernetes emulator and the local Redis, with an accept-only
+ * runtime in the test process to send commands and read states. Short lock and lease times, so a
+ * killed worker is noticed within seconds.
+ */
+export interface CliStack {
+  emulator: KubeEmulator;
+  config: Config;
+  /** The environment the processes get: config file, kubeconfig, Redis, quiet logs. */
+  env: Record<string, string>;
+  /** An executor on the same emulator, for tests that act as a worker would. */
+  executor: ExecutorPort;
+  producer: Runtime;
+  /** Starts `shipbot <args>`; every process started is killed on close. */
+  start(args: string[]): ShipbotProcess;
+  close(): Promise<void>;
+}
+
+export async function startCliStack(options: {
+  emulator: KubeEmulatorOptions;
+  pollMs?: number;
+}): Promise<CliStack> {
+  const emulator = await startKubeEmulator(options.emulator);
+  const dir = await mkdtemp(join(tmpdir(), "shipbot-cli-"));
+  const config = testConfig({ lockDurationMs: 2_000, leaseTtlMs: 2_000, recheckMs: 300 });
+  const env = {
+    SHIPBOT_CONFIG: await writeConfig(dir, config),
+    KUBECONFIG: await emulator.writeKubeconfig(join(dir, "kubeconfig")),
+    REDIS_URL: redisUrl,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "silent",
+  };
+  const executor = createKubernetesExecutor({
+    kubeConfig: loadKubeConfig({ kubeconfigPath: env.KUBECONFIG }),
+    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+  });
+  const producer = await createRuntime({
+    config,
+    redisUrl,
+    executor,
+    chats: {},
+    log: quietLog,
+    accept: true,
+    work: false,
+    notify: false,
+  });
+  const processes: ShipbotProcess[] = [];
+  return {
+    emulator,
+    config,
+    env,
+    executor,
+    producer,
+    start(args) {
+      const p = spawnShipbot(args, env);
+      processes.push(p);
+      return p;
+    },
+    async close() {
+      for (const p of processes.splice(0)) {
+        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+        await p.exited;
+      }
+      await producer.close();
+      const redis = createRedis({ url: redisUrl, role: "worker" });
+      await cleanupPrefix(redis, config.redisPrefix);
+      await redis.quit();
+      await emulator.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `probe` until it returns a value. */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
