@@ -163,6 +163,7 @@ async function main(argv: string[]): Promise<number> {
           signingSecret: slack.signingSecret ?? "",
           ...(slack.appToken ? { appToken: slack.appToken } : {}),
           ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
+          ...(slack.pace ? { pace: slack.pace } : {}),
           handle: (c) => (runtime as Runtime).handle(c),
           handleAction: (a) => (runtime as Runtime).handleAction(a),
           log: log.child({ adapter: "slack" }),
@@ -179,6 +180,7 @@ async function main(argv: string[]): Promise<number> {
             log,
             ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
           }),
+          slack.pace,
         )
       : undefined);
   // Teams: conversation references live in Redis so any replica can post proactively after a restart.

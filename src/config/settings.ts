@@ -1,5 +1,11 @@
 import { z } from "zod";
 
+const milliseconds = z
+  .string()
+  .regex(/^[0-9]{1,6}$/, "must be a whole number of milliseconds")
+  .transform(Number)
+  .pipe(z.int().min(1));
+
 /** Settings from the environment: where things are, never what the bot may do (that is shipbot.yaml). */
 const settingsSchema = z.object({
   SHIPBOT_CONFIG: z.string().min(1).default("shipbot.yaml"),
@@ -29,6 +35,8 @@ const settingsSchema = z.object({
     .regex(/^xapp-/, "must be an app-level token (starts with xapp-)")
     .optional(),
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+  SLACK_POST_INTERVAL_MS: milliseconds.optional(),
+  SLACK_UPDATE_INTERVAL_MS: milliseconds.optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   GITHUB_TOKEN: z.string().min(1).optional(),
   GITHUB_APP_ID: z
@@ -61,7 +69,16 @@ export interface Settings {
   port: number;
   host: string;
   /** Present when SLACK_BOT_TOKEN is set. */
-  slack: { botToken: string; signingSecret?: string; appToken?: string; apiUrl?: string } | undefined;
+  slack:
+    | {
+        botToken: string;
+        signingSecret?: string;
+        appToken?: string;
+        apiUrl?: string;
+        /** Overrides of the spacing kept between posts (per channel) and edits (per workspace). */
+        pace?: { postIntervalMs?: number; updateIntervalMs?: number };
+      }
+    | undefined;
   /** OTLP/HTTP endpoint for traces (e.g. http://collector:4318/v1/traces); traces are off without it. */
   tracesEndpoint: string | undefined;
   /** Present when a GitHub token or app is configured. */
@@ -159,6 +176,18 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
             ...(s.SLACK_SIGNING_SECRET === undefined ? {} : { signingSecret: s.SLACK_SIGNING_SECRET }),
             ...(s.SLACK_APP_TOKEN === undefined ? {} : { appToken: s.SLACK_APP_TOKEN }),
             ...(s.SLACK_API_URL === undefined ? {} : { apiUrl: s.SLACK_API_URL }),
+            ...(s.SLACK_POST_INTERVAL_MS === undefined && s.SLACK_UPDATE_INTERVAL_MS === undefined
+              ? {}
+              : {
+                  pace: {
+                    ...(s.SLACK_POST_INTERVAL_MS === undefined
+                      ? {}
+                      : { postIntervalMs: s.SLACK_POST_INTERVAL_MS }),
+                    ...(s.SLACK_UPDATE_INTERVAL_MS === undefined
+                      ? {}
+                      : { updateIntervalMs: s.SLACK_UPDATE_INTERVAL_MS }),
+                  },
+                }),
           },
     tracesEndpoint: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     github: readGitHub(s),

@@ -6,17 +6,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { computeSlackSignature } from "../../src/adapters/slack/verify-slack-signature.ts";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import type { Config } from "../../src/core/config.ts";
 import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
 import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index.ts";
+import { freePort } from "../helpers/free-port.ts";
+import { sendSlackRequest, slashCommandBody } from "../helpers/slack-requests.ts";
 import { type ShipbotProcess, spawnShipbot, writeConfig } from "../helpers/spawn-shipbot.ts";
 import { redisUrl, testConfig } from "../helpers/test-runtime.ts";
 
@@ -35,14 +35,6 @@ let dir: string;
 let config: Config;
 let serveUrl: string;
 const processes: ShipbotProcess[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function until<T>(
   what: string,
@@ -117,38 +109,21 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-let triggers = 0;
-async function slash(
+function slash(
   text: string,
   user: { id: string; name: string },
   channel: string,
   signWith = secrets.signingSecret,
-) {
-  triggers += 1;
-  const trigger = `${Date.now()}.${triggers}.${randomBytes(6).toString("hex")}`;
-  const body = new URLSearchParams({
-    token: "legacy-verification-token",
-    team_id: "T0EMULATED",
-    channel_id: channel,
-    user_id: user.id,
-    user_name: user.name,
+): Promise<Response> {
+  // Nobody listens at this response_url: the fallback answer fails, and that failure is logged.
+  const body = slashCommandBody({
     command: "/shipbot",
     text,
-    api_app_id: "A0SHIPBOT",
-    // Nobody listens here: the fallback answer fails, and that failure is logged.
-    response_url: `http://127.0.0.1:9/commands/${trigger}`,
-    trigger_id: trigger,
-  }).toString();
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  return fetch(`${serveUrl}/slack/events`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      "x-slack-request-timestamp": timestamp,
-      "x-slack-signature": computeSlackSignature(signWith, timestamp, body),
-    },
-    body,
+    user,
+    channel,
+    responseUrl: "http://127.0.0.1:9",
   });
+  return sendSlackRequest(serveUrl, signWith, body);
 }
 
 /** Every form in which a secret could leak: as is, URL-encoded, base64 (basic auth), and its random part. */

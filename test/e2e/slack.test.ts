@@ -23,6 +23,12 @@ import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/ku
 import { createHttpServer } from "../../src/http/create-http-server.ts";
 import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
 import { type SlackEmulator, type SlackMessage, startSlackEmulator } from "../emulators/slack/index.ts";
+import {
+  newTriggerId,
+  type SlackRequestOptions,
+  sendSlackRequest,
+  slashCommandBody,
+} from "../helpers/slack-requests.ts";
 import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
 
 const signingSecret = `test-secret-${randomBytes(8).toString("hex")}`;
@@ -158,31 +164,13 @@ afterAll(async () => {
 
 // ---- requests as Slack sends them ------------------------------------------------------------------
 
-interface SendOptions {
-  contentType?: string;
-  timestamp?: number;
-  signature?: string | null;
-  headers?: Record<string, string>;
+type SendOptions = SlackRequestOptions;
+
+function send(body: string | Buffer, options: SendOptions = {}): Promise<Response> {
+  return sendSlackRequest(baseUrl, signingSecret, body, options);
 }
 
-async function send(body: string | Buffer, options: SendOptions = {}): Promise<Response> {
-  const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
-  const headers: Record<string, string> = {
-    "content-type": options.contentType ?? "application/x-www-form-urlencoded",
-    "x-slack-request-timestamp": timestamp,
-    ...options.headers,
-  };
-  if (options.signature !== null) {
-    headers["x-slack-signature"] = options.signature ?? computeSlackSignature(signingSecret, timestamp, body);
-  }
-  return fetch(`${baseUrl}/slack/events`, { method: "POST", headers, body });
-}
-
-let triggers = 0;
-function triggerId(): string {
-  triggers += 1;
-  return `${Date.now()}.${triggers}.${randomBytes(8).toString("hex")}`;
-}
+const triggerId = newTriggerId;
 
 function slashBody(
   command: string,
@@ -191,21 +179,7 @@ function slashBody(
   channel: string,
   trigger = triggerId(),
 ): string {
-  return new URLSearchParams({
-    token: "legacy-verification-token",
-    team_id: "T0EMULATED",
-    team_domain: "emulated",
-    channel_id: channel,
-    channel_name: channel.toLowerCase(),
-    user_id: user.id,
-    user_name: user.name,
-    command,
-    text,
-    api_app_id: "A0SHIPBOT",
-    is_enterprise_install: "false",
-    response_url: `${responseUrl}/commands/T0EMULATED/${trigger}`,
-    trigger_id: trigger,
-  }).toString();
+  return slashCommandBody({ command, text, user, channel, responseUrl, trigger });
 }
 
 async function slash(

@@ -14,7 +14,7 @@ import {
   startKubeEmulator,
 } from "../emulators/kubernetes/server.ts";
 import { type ShipbotProcess, spawnShipbot, writeConfig } from "./spawn-shipbot.ts";
-import { quietLog, redisUrl, testConfig } from "./test-runtime.ts";
+import { redisUrl as localRedisUrl, quietLog, testConfig } from "./test-runtime.ts";
 
 /**
  * Real `shipbot` processes against the Kubernetes emulator and the local Redis, with an accept-only
@@ -29,18 +29,25 @@ export interface CliStack {
   /** An executor on the same emulator, for tests that act as a worker would. */
   executor: ExecutorPort;
   producer: Runtime;
-  /** Starts `shipbot <args>`; every process started is killed on close. */
-  start(args: string[]): ShipbotProcess;
+  /** Starts `shipbot <args>` (with more environment if given); every process started is killed on close. */
+  start(args: string[], env?: Record<string, string>): ShipbotProcess;
   close(): Promise<void>;
 }
 
 export async function startCliStack(options: {
   emulator: KubeEmulatorOptions;
   pollMs?: number;
+  /** Another Redis than the local one: a cluster or Sentinel URL of a server the test started. */
+  redisUrl?: string;
+  /** Another configuration than the example's with short lock and lease times. */
+  config?: Config;
+  /** More environment for every process (e.g. Slack settings). */
+  env?: Record<string, string>;
 }): Promise<CliStack> {
   const emulator = await startKubeEmulator(options.emulator);
   const dir = await mkdtemp(join(tmpdir(), "shipbot-cli-"));
-  const config = testConfig({ lockDurationMs: 2_000, leaseTtlMs: 2_000, recheckMs: 300 });
+  const config = options.config ?? testConfig({ lockDurationMs: 2_000, leaseTtlMs: 2_000, recheckMs: 300 });
+  const redisUrl = options.redisUrl ?? localRedisUrl;
   const env = {
     SHIPBOT_CONFIG: await writeConfig(dir, config),
     KUBECONFIG: await emulator.writeKubeconfig(join(dir, "kubeconfig")),
@@ -48,6 +55,7 @@ export async function startCliStack(options: {
     PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: "silent",
+    ...options.env,
   };
   const executor = createKubernetesExecutor({
     kubeConfig: loadKubeConfig({ kubeconfigPath: env.KUBECONFIG }),
@@ -70,8 +78,8 @@ export async function startCliStack(options: {
     env,
     executor,
     producer,
-    start(args) {
-      const p = spawnShipbot(args, env);
+    start(args, more) {
+      const p = spawnShipbot(args, { ...env, ...more });
       processes.push(p);
       return p;
     },

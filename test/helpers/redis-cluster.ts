@@ -1,24 +1,12 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { freePort } from "./free-port.ts";
 
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 export interface RedisCluster {
   /** For REDIS_URL / createRedis: redis-cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3 */
@@ -38,8 +26,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   try {
     for (let i = 0; i < 3; i++) {
       // Cluster nodes also listen on port + 10000 for their bus: keep both below 65536.
-      let port = await freePort();
-      while (port > 55_000) port = await freePort();
+      const port = await freePort(55_000);
       ports.push(port);
       const nodeDir = join(dir, String(port));
       await run("mkdir", ["-p", nodeDir]);
