@@ -44,7 +44,9 @@ export function createRedis({ url, role }: RedisOptions): Redis {
           "usage",
           "REDIS_URL for Sentinel must name the master: redis-sentinel://host:26379/mymaster",
         );
-      redis = new Redis({ ...common, ...auth, sentinels: nodes, name });
+      // failoverDetector: follow the Sentinels' +switch-master at once. Otherwise connections stay on the
+      // old master until Sentinel demotes it (seconds later), and what is written there meanwhile is lost.
+      redis = new Redis({ ...common, ...auth, sentinels: nodes, name, failoverDetector: true });
     }
   } else {
     redis = new Redis(url, { ...common, lazyConnect: false });
