@@ -120,7 +120,10 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
   }
 
   const client: WebClient = createSlackWebClient({ botToken: options.botToken, apiUrl, log });
-  const chat = createSlackChat(client, options.pace);
+  const chat = createSlackChat(client, {
+    ...options.pace,
+    postClient: createSlackWebClient({ botToken: options.botToken, apiUrl, log, retries: 0 }),
+  });
   const groups = createGroupResolver({
     groupIds: options.groupIds,
     async listMembers(groupId) {
