@@ -80,7 +80,8 @@ function quantile(values: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
-function benchConfig(prefix: string, services: number): Config {
+/** `services` services in staging; the SRE user and group may do everything. */
+export function benchConfig(prefix: string, services: number): Config {
   const svc: Config["services"] = {};
   for (let i = 0; i < services; i++) {
     svc[`svc-${i}`] = {

@@ -68,6 +68,9 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
       return answer(false, `not allowed: ${why}`, "forbidden");
     }
     const result = await deps.approvals.decide(action.value, action.user, decision);
+    // A click on a request that can no longer be decided is on the ledger too, as a denial.
+    const refused = (reason: string) =>
+      deps.audit.append("approval.denied", { actor: action.user.id, job: action.value, reason });
     if (result.outcome === "approved" || result.outcome === "rejected") {
       deps.metrics?.approvalSeconds.observe(
         { outcome: result.outcome },
@@ -88,10 +91,12 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
       case "cancelled":
         return answer(true, `Cancelled ${action.value}; nothing will run`);
       case "expired":
+        await refused("this request expired before anyone decided");
         return answer(false, "this request expired before anyone decided; nothing ran", "conflict");
       case "open":
         return answer(false, "nothing was decided", "conflict");
       case "closed":
+        await refused(`this request is already ${result.phase}`);
         return answer(false, `this request is already ${result.phase}; nothing changed`, "conflict");
     }
   }

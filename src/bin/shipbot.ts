@@ -180,7 +180,15 @@ async function main(argv: string[]): Promise<number> {
             log,
             ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
           }),
-          slack.pace,
+          {
+            ...slack.pace,
+            postClient: createSlackWebClient({
+              botToken: slack.botToken,
+              log,
+              retries: 0,
+              ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
+            }),
+          },
         )
       : undefined);
   // Teams: conversation references live in Redis so any replica can post proactively after a restart.

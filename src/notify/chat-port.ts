@@ -9,10 +9,25 @@ export interface Pace {
   intervalMs: number;
 }
 
+/** When a post may have happened: from the first attempt to the last (ms since epoch). */
+export interface PostWindow {
+  from: number;
+  to: number;
+}
+
 /** What the notifier needs from a chat platform: post a card, then edit it in place. */
 export interface ChatPort {
-  /** Posts a new message and returns a reference that `update` accepts (Slack ts, Teams activity id…). */
-  post(conversation: Conversation, card: Card): Promise<string>;
+  /**
+   * Posts a new message and returns a reference that `update` accepts (Slack ts, Teams activity id…).
+   * `token`, when given, is carried by the message in a way `find` can recognise. A port must not retry a
+   * post on its own after a timeout: the post may have been applied, and only the notifier looks first.
+   */
+  post(conversation: Conversation, card: Card, token?: string): Promise<string>;
+  /**
+   * Finds the message a post carrying `token` made within `window`, if the platform applied it although
+   * its answer was lost. Absent when the platform offers no such lookup.
+   */
+  find?(conversation: Conversation, token: string, window: PostWindow): Promise<string | undefined>;
   update(conversation: Conversation, ref: string, card: Card): Promise<void>;
   /**
    * The platform's pacing for a call, enforced by the notifier across all processes (e.g. Slack: one

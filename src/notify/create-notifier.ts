@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { context, type Tracer } from "@opentelemetry/api";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -7,7 +8,7 @@ import type { Conversation } from "../core/model.ts";
 import { renderJobCard } from "../core/render-job-card.ts";
 import { contextFromTraceRef, inSpan } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
-import { type ChatPorts, isChatRateLimitedError } from "./chat-port.ts";
+import { type ChatPort, type ChatPorts, isChatRateLimitedError } from "./chat-port.ts";
 import { createPaceClock } from "./pace-script.ts";
 import type { StatusStore } from "./status-store.ts";
 
@@ -15,6 +16,17 @@ interface CardRef {
   ref: string;
   seq: number;
 }
+
+/** Left before a post and removed once its reference is stored: a post whose answer was lost. */
+interface PostingMarker {
+  token: string;
+  /** When the first and the latest attempt started (ms since epoch). */
+  from: number;
+  to: number;
+}
+
+/** How long a post's marker is kept: the lookup covers the recent past only. */
+const postingMarkerSeconds = 15 * 60;
 
 /**
  * Cards to render live in a sorted set scored by when (a transition adds its job in the same script
@@ -133,6 +145,37 @@ export function createNotifier(options: NotifierOptions): Notifier {
     );
   }
 
+  /**
+   * Posts a card at most once even when an answer is lost (a timeout after the platform applied the post,
+   * or a crash before the reference was stored): a marker with a unique token is stored before the post
+   * and the message carries the token; an attempt that finds a marker first looks for that message and
+   * adopts it (bringing it up to date) instead of posting again.
+   */
+  async function postOnce(cardId: string, chat: ChatPort, conversation: Conversation, card: Card) {
+    const key = `${keys.cardRef(cardId)}:posting`;
+    const stored = await redis.get(key);
+    const marker = stored ? (JSON.parse(stored) as PostingMarker) : undefined;
+    if (marker && chat.find) {
+      let found: string | undefined;
+      try {
+        found = await chat.find(conversation, marker.token, { from: marker.from, to: marker.to });
+      } catch (error) {
+        // A lookup that can never work (e.g. a scope missing): a second card beats no card.
+        if (!isShipbotError(error) || error.retryable) throw error;
+        log.warn({ cardId, err: error }, "cannot look for a card whose post answer was lost; posting");
+      }
+      if (found !== undefined) {
+        log.info({ cardId }, "card was posted though the answer was lost; using that message");
+        await chat.update(conversation, found, card);
+        return found;
+      }
+    }
+    const now = Date.now();
+    const next: PostingMarker = { token: marker?.token ?? randomUUID(), from: marker?.from ?? now, to: now };
+    await redis.set(key, JSON.stringify(next), "EX", postingMarkerSeconds);
+    return chat.post(conversation, card, next.token);
+  }
+
   /** Renders one card; returns how long to wait before trying it again (0: done). */
   async function render(jobId: string): Promise<number> {
     const state = await snapshot(jobId);
@@ -158,7 +201,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     let ref: string;
     try {
       const deliver = async (): Promise<string> => {
-        if (!previous) return chat.post(conversation, card);
+        if (!previous) return postOnce(jobId, chat, conversation, card);
         try {
           await chat.update(conversation, previous.ref, card);
           return previous.ref;
@@ -166,7 +209,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
           // The message was deleted: a person still needs to see the state, so post it again.
           if (!isShipbotError(error) || error.code !== "not_found") throw error;
           log.warn({ jobId }, "card message is gone; posting a new one");
-          return chat.post(conversation, card);
+          return postOnce(jobId, chat, conversation, card);
         }
       };
       ref = options.tracer
@@ -205,6 +248,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       "EX",
       7 * 24 * 3600,
     );
+    if (ref !== previous?.ref) await redis.del(`${keys.cardRef(jobId)}:posting`);
     return 0;
   }
 

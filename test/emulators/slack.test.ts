@@ -442,4 +442,74 @@ describe("fault injection", () => {
       expect(emulator.calls("chat.update")).toMatchObject([{ status: 0, error: "timeout" }]);
     });
   });
+
+  test("a lost answer: the post is applied, the client times out, and a retrying client posts twice", async () => {
+    await withEmulator({ timeScale: 0.05 }, async (emulator) => {
+      const client = clientFor(emulator, { timeout: 200, retryConfig: { retries: 1, minTimeout: 0 } });
+      emulator.failNext("chat.postMessage", "lost");
+      const res = await client.chat.postMessage({ channel, text: "card" });
+      expect(res.ok).toBe(true);
+      // Why shipbot never lets the client retry a post: the first one was applied too.
+      expect(emulator.messages(channel).map((m) => m.text)).toEqual(["card", "card"]);
+      expect(emulator.calls("chat.postMessage").map((c) => c.status)).toEqual([0, 200]);
+    });
+  });
+});
+
+describe("history and message metadata", () => {
+  test("metadata is stored and returned only with include_all_metadata; replies stay in their thread", async () => {
+    await withEmulator({ rateLimits: false }, async (emulator) => {
+      const client = clientFor(emulator);
+      const metadata = { event_type: "shipbot_card", event_payload: { token: "t-1" } };
+      const root = await client.chat.postMessage({ channel, text: "root", metadata });
+      await client.chat.postMessage({ channel, text: "reply", thread_ts: root.ts ?? "", metadata });
+      await client.chat.postMessage({ channel, text: "plain" });
+
+      const bare = await client.conversations.history({ channel });
+      expect(bare.messages?.map((m) => m.text)).toEqual(["plain", "root"]);
+      expect(bare.messages?.some((m) => "metadata" in m)).toBe(false);
+      const full = await client.conversations.history({ channel, include_all_metadata: true });
+      expect(full.messages?.[1]?.metadata).toEqual(metadata);
+
+      const thread = await client.conversations.replies({
+        channel,
+        ts: root.ts ?? "",
+        include_all_metadata: true,
+      });
+      expect(thread.messages?.map((m) => m.text)).toEqual(["root", "reply"]);
+      expect(thread.messages?.[1]?.metadata).toEqual(metadata);
+      expect(await slackErrorOf(client.conversations.replies({ channel, ts: "1.000001" }))).toBe(
+        "thread_not_found",
+      );
+      expect(
+        await slackErrorOf(
+          client.chat.postMessage({ channel, text: "x", metadata: { event_type: "", event_payload: {} } }),
+        ),
+      ).toBe("invalid_metadata_format");
+    });
+  });
+
+  test("oldest and latest bound the range; at most 15 a page, with a cursor for the rest", async () => {
+    await withEmulator({ rateLimits: false }, async (emulator) => {
+      const client = clientFor(emulator);
+      const posted: string[] = [];
+      for (let i = 0; i < 20; i++)
+        posted.push((await client.chat.postMessage({ channel, text: `m${i}` })).ts ?? "");
+      const first = await client.conversations.history({ channel, limit: 100 });
+      expect(first.messages).toHaveLength(15);
+      expect(first.has_more).toBe(true);
+      const rest = await client.conversations.history({
+        channel,
+        cursor: first.response_metadata?.next_cursor ?? "",
+      });
+      expect(rest.messages?.map((m) => m.text)).toEqual(["m4", "m3", "m2", "m1", "m0"]);
+      const range = await client.conversations.history({
+        channel,
+        oldest: posted[2] ?? "",
+        latest: posted[4] ?? "",
+        inclusive: true,
+      });
+      expect(range.messages?.map((m) => m.text)).toEqual(["m4", "m3", "m2"]);
+    });
+  });
 });

@@ -30,7 +30,15 @@ let config: Config;
 const gated = createGatedExecutor();
 
 beforeAll(async () => {
-  slack = await startSlackEmulator({ botToken, timeScale, channels: [channel] });
+  slack = await startSlackEmulator({
+    botToken,
+    timeScale,
+    channels: [channel],
+    // A Marketplace app's Tier 3 for the lookups after failed posts (apps outside it get 1 a minute).
+    limits: {
+      "conversations.history": { kind: "window", limit: 50, windowMs: 60_000 },
+    },
+  });
   config = testConfig();
   // A short client timeout so a hanging Slack costs the test little; the client's own two retries stay.
   const client = createSlackWebClient({
@@ -42,6 +50,14 @@ beforeAll(async () => {
   const chat = createSlackChat(client, {
     postIntervalMs: 1100 * timeScale,
     updateIntervalMs: 1250 * timeScale,
+    // As shipbot wires it: posts are never retried by the client, only by the notifier after a lookup.
+    postClient: createSlackWebClient({
+      botToken,
+      apiUrl: `${slack.url}/api/`,
+      log: quietLog,
+      timeoutMs: 300,
+      retries: 0,
+    }),
   });
   runtime = await createRuntime({
     config,
@@ -92,9 +108,9 @@ const finalState = (jobId: string) => () =>
 
 describe("every failure is visible to a person: chat outages", () => {
   it("delivers every job's final state once Slack recovers, one message per card, with the final text", async () => {
-    // The outage, part one: posts answer 500 (each notifier attempt is three HTTP calls with the
-    // client's own retries) while the jobs are queued and start.
-    slack.failNext("chat.postMessage", 500, 7);
+    // The outage, part one: posts answer 500 (one HTTP call per notifier attempt: the client never
+    // retries a post) while the jobs are queued and start.
+    slack.failNext("chat.postMessage", 500, 3);
     const texts = ["/deploy api staging v2", "/deploy web staging v2"];
     const jobIds: string[] = [];
     for (const text of texts) {
@@ -127,7 +143,7 @@ describe("every failure is visible to a person: chat outages", () => {
     });
 
     // The outage really happened as arranged.
-    expect(slack.calls("chat.postMessage").filter((c) => c.status === 500)).toHaveLength(7);
+    expect(slack.calls("chat.postMessage").filter((c) => c.status === 500)).toHaveLength(3);
     expect(slack.calls("chat.update").filter((c) => c.status === 0)).toHaveLength(4);
 
     // One message per job, no duplicates, each showing the final state as shipbot renders it.
@@ -163,5 +179,36 @@ describe("every failure is visible to a person: chat outages", () => {
     expect(slack.calls("chat.update").filter((c) => c.status === 503)).toHaveLength(6);
     expect(slack.messages(channel)).toHaveLength(before + 1);
     expect(slack.message(channel, ref)?.text).toBe(renderBlocks(renderJobCard(failed)).text);
+  });
+
+  it("posts a card once when Slack applies the post but the answer is lost, and keeps editing that message", async () => {
+    const before = slack.messages(channel).length;
+    const postsBefore = slack.calls("chat.postMessage").length;
+    // Slack stores the message, then the answer never arrives: the client times out.
+    slack.failNext("chat.postMessage", "lost", 1);
+    const reply = await runtime.handle(slackCommand("/deploy api staging v4"));
+    expect(reply.error?.message).toBeUndefined();
+    const jobId = reply.jobIds[0] as string;
+    const call = await waitFor("the operation to start", async () =>
+      gated.calls.find((c) => c.ctx.jobId === jobId),
+    );
+    const posted = await waitFor("the card reference to be stored", () => cardRef(jobId));
+    call.finish();
+    const done = await waitFor("the job to end", finalState(jobId));
+    await waitFor("the card to show the final state", async () => {
+      const stored = await cardRef(jobId);
+      return stored && stored.seq >= done.seq ? stored : undefined;
+    });
+
+    // The post was applied once and answered never; the notifier found that message instead of posting again.
+    const posts = slack.calls("chat.postMessage").slice(postsBefore);
+    expect(posts.map((c) => c.status)).toEqual([0]);
+    expect(slack.calls("conversations.history").length).toBeGreaterThan(0);
+    expect(slack.messages(channel)).toHaveLength(before + 1);
+    const message = slack.message(channel, posted.ref);
+    expect(message?.metadata?.event_type).toBe("shipbot_card");
+    expect(message?.text).toBe(renderBlocks(renderJobCard(done)).text);
+    // Nothing is left that would make a later render look again.
+    expect(await runtime.redis.exists(`${runtime.keys.cardRef(jobId)}:posting`)).toBe(0);
   });
 });

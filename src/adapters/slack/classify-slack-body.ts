@@ -51,6 +51,13 @@ export function classifySlackBody(contentType: string | undefined, body: string)
       if (parsed.type !== "block_actions") return { kind: "ignored", type: parsed.type };
       if (!isObject(parsed.user) || typeof parsed.user.id !== "string" || !Array.isArray(parsed.actions))
         return { kind: "malformed", reason: "block_actions without user or actions" };
+      // Bolt reads these as objects when present (found by fuzzing: `"channel": null` crashed it).
+      for (const field of ["channel", "container", "team", "message", "view", "enterprise"]) {
+        if (field in parsed && !isObject(parsed[field]))
+          return { kind: "malformed", reason: `block_actions field ${field} is not an object` };
+      }
+      if (!parsed.actions.every((a) => isObject(a) && typeof a.action_id === "string"))
+        return { kind: "malformed", reason: "block_actions with an action without an action_id" };
       return { kind: "interaction", type: parsed.type };
     }
     if (command !== undefined) {

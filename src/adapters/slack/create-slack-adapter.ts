@@ -120,7 +120,10 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
   }
 
   const client: WebClient = createSlackWebClient({ botToken: options.botToken, apiUrl, log });
-  const chat = createSlackChat(client, options.pace);
+  const chat = createSlackChat(client, {
+    ...options.pace,
+    postClient: createSlackWebClient({ botToken: options.botToken, apiUrl, log, retries: 0 }),
+  });
   const groups = createGroupResolver({
     groupIds: options.groupIds,
     async listMembers(groupId) {
@@ -278,12 +281,15 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
     { type: "block_actions", action_id: new RegExp(`^${actionIdPrefix}`) },
     async ({ ack, body, action, respond }) => {
       await ack();
+      // The payload is signed but its shape is not guaranteed: take strings only (found by fuzzing).
+      const text = (value: unknown): string | undefined =>
+        typeof value === "string" && value !== "" ? value : undefined;
       const name = fromActionId(action.action_id);
-      const channel = body.channel?.id ?? (body.container as { channel_id?: string } | undefined)?.channel_id;
+      const container = body.container as { channel_id?: unknown; message_ts?: unknown } | undefined;
+      const channel = text(body.channel?.id) ?? text(container?.channel_id);
       if (name === undefined || channel === undefined) return;
-      const messageTs =
-        body.message?.ts ?? (body.container as { message_ts?: string } | undefined)?.message_ts;
-      const threadTs = (body.message?.thread_ts as string | undefined) ?? messageTs;
+      const messageTs = text(body.message?.ts) ?? text(container?.message_ts);
+      const threadTs = text(body.message?.thread_ts) ?? messageTs;
       // A job started from a card's button gets its own card in that card's thread.
       const conversation = toConversation(channel, threadTs);
       const userId = body.user.id;
@@ -293,12 +299,12 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
           userId,
           async () =>
             handleAction({
-              id: body.trigger_id ?? action.action_ts,
+              id: text(body.trigger_id) ?? text(action.action_ts) ?? "",
               // The clicker as Slack signed it; never the name on the card.
               user: await toUser(userId, body.user.username),
               conversation,
               action: name,
-              value: action.value ?? "",
+              value: text(action.value) ?? "",
               receivedAt: clock(),
             }),
           respond,

@@ -15,6 +15,8 @@ export interface SlackClientOptions {
   log: Logger;
   /** Per-request timeout; default 10 s. */
   timeoutMs?: number;
+  /** Retries of 5xx and network failures; default 2. The client for chat.postMessage uses 0. */
+  retries?: number;
 }
 
 /**
@@ -26,10 +28,21 @@ export function createSlackWebClient(options: SlackClientOptions): WebClient {
   return new WebClient(options.botToken, {
     slackApiUrl: normaliseApiUrl(options.apiUrl),
     rejectRateLimitedCalls: true,
-    retryConfig: { retries: 2, factor: 2, minTimeout: 200, maxTimeout: 2_000, randomize: true },
+    retryConfig: {
+      retries: options.retries ?? 2,
+      factor: 2,
+      minTimeout: 200,
+      maxTimeout: 2_000,
+      randomize: true,
+    },
     timeout: options.timeoutMs ?? 10_000,
     logger: toSlackLogger(options.log),
   });
+}
+
+/** Seconds since the epoch as Slack's "seconds.micros" ts. */
+function toTs(seconds: number): string {
+  return Math.max(0, seconds).toFixed(6);
 }
 
 export function normaliseApiUrl(url: string | undefined): string {
@@ -121,6 +134,22 @@ export interface SlackPaceOptions {
   updateIntervalMs?: number;
 }
 
+export interface SlackChatOptions extends SlackPaceOptions {
+  /**
+   * The client for chat.postMessage: one that never retries (`createSlackWebClient({ retries: 0 })`). A post
+   * that timed out may have been applied; the notifier looks for it before posting again, so the client
+   * must not post a second time on its own. Default: the main client (its retries may duplicate a card).
+   */
+  postClient?: WebClient;
+}
+
+/** Marks shipbot's cards in Slack message metadata, so a post whose answer was lost can be found again. */
+export const cardEventType = "shipbot_card";
+/** Slack's ts lags or leads our clock a little; widen the lookup by this much on both sides (s). */
+const lookupMarginSeconds = 30;
+/** Pages read per lookup: Slack allows apps outside the Marketplace 1 call a minute, 15 messages each. */
+const lookupPages = 2;
+
 export interface SlackChat extends ChatPort {
   /** Shows a card to one person only (errors, answers to queries). */
   postEphemeral(conversation: Conversation, userId: string, card: Card): Promise<void>;
@@ -131,12 +160,13 @@ export interface SlackChat extends ChatPort {
  * thread), later states edit it in place with chat.update. The pace it reports is what the notifier
  * enforces across processes, so shipbot stays under Slack's limits instead of bouncing off them.
  */
-export function createSlackChat(client: WebClient, pace: SlackPaceOptions = {}): SlackChat {
+export function createSlackChat(client: WebClient, pace: SlackChatOptions = {}): SlackChat {
+  const postClient = pace.postClient ?? client;
   // Whole milliseconds: the notifier's Redis clock stores them as integers.
   const postIntervalMs = Math.max(1, Math.ceil(pace.postIntervalMs ?? 1100));
   const updateIntervalMs = Math.max(1, Math.ceil(pace.updateIntervalMs ?? 1250));
   return {
-    async post(conversation, card) {
+    async post(conversation, card, token) {
       const { text, blocks } = renderBlocks(card);
       const args: Record<string, unknown> = {
         channel: conversation.channel,
@@ -146,12 +176,47 @@ export function createSlackChat(client: WebClient, pace: SlackPaceOptions = {}):
         unfurl_media: false,
       };
       if (conversation.thread !== undefined) args.thread_ts = conversation.thread;
-      const result = await callSlack(client, "chat.postMessage", args);
+      if (token !== undefined) args.metadata = { event_type: cardEventType, event_payload: { token } };
+      const result = await callSlack(postClient, "chat.postMessage", args);
       const ts = (result as { ts?: unknown }).ts;
       if (typeof ts !== "string" || ts === "") {
         throw new ShipbotError("upstream", "Slack chat.postMessage answered without a message ts");
       }
       return ts;
+    },
+    async find(conversation, token, window) {
+      const args: Record<string, unknown> = {
+        channel: conversation.channel,
+        oldest: toTs(window.from / 1000 - lookupMarginSeconds),
+        latest: toTs(window.to / 1000 + lookupMarginSeconds),
+        inclusive: true,
+        include_all_metadata: true,
+        limit: 15,
+      };
+      for (let page = 0; page < lookupPages; page++) {
+        // A card in a thread is a reply: only conversations.replies lists it.
+        const result =
+          conversation.thread === undefined
+            ? await callSlack(client, "conversations.history", args)
+            : await callSlack(client, "conversations.replies", { ...args, ts: conversation.thread });
+        const messages = (result as { messages?: unknown }).messages;
+        for (const message of Array.isArray(messages) ? messages : []) {
+          const m = message as { ts?: unknown; metadata?: { event_type?: unknown; event_payload?: unknown } };
+          const payload = m.metadata?.event_payload as { token?: unknown } | undefined;
+          if (
+            m.metadata?.event_type === cardEventType &&
+            payload?.token === token &&
+            typeof m.ts === "string"
+          ) {
+            return m.ts;
+          }
+        }
+        const cursor = (result as { response_metadata?: { next_cursor?: unknown } }).response_metadata
+          ?.next_cursor;
+        if (typeof cursor !== "string" || cursor === "") break;
+        args.cursor = cursor;
+      }
+      return undefined;
     },
     async update(conversation, ref, card) {
       const { text, blocks } = renderBlocks(card);

@@ -5,14 +5,19 @@
  * time are exactly the ones the code uses.
  */
 
-/** Web API method → bot scope (undefined: no scope needed). */
+/** Reading back a card whose post answer was lost: public and private channels. */
+const historyScopes = ["channels:history", "groups:history"] as const;
+
+/** Web API method → bot scope or scopes (undefined: no scope needed). */
 export const slackMethodScopes = {
   "auth.test": undefined,
   "chat.postMessage": "chat:write",
   "chat.update": "chat:write",
   "chat.postEphemeral": "chat:write",
+  "conversations.history": historyScopes,
+  "conversations.replies": historyScopes,
   "usergroups.users.list": "usergroups:read",
-} as const satisfies Record<string, string | undefined>;
+} as const satisfies Record<string, string | readonly string[] | undefined>;
 
 export type SlackMethod = keyof typeof slackMethodScopes;
 
@@ -26,7 +31,7 @@ export const slackBotEvents = { app_mention: "app_mentions:read" } as const sati
 /** The bot scopes to request at install: derived, never listed by hand. */
 export function slackBotScopes(): string[] {
   const scopes = new Set<string>();
-  for (const scope of Object.values(slackMethodScopes)) if (scope !== undefined) scopes.add(scope);
+  for (const scope of Object.values(slackMethodScopes).flat()) if (scope !== undefined) scopes.add(scope);
   for (const scope of Object.values(slackBotEvents)) scopes.add(scope);
   // Slash commands are delivered only to apps holding the `commands` scope.
   if (slackSlashCommands.length > 0) scopes.add("commands");

@@ -13,14 +13,16 @@ const handlers: Readonly<Record<string, Handler>> = {
   "chat.postMessage": (w, a) => w.postMessage(a),
   "chat.update": (w, a) => w.update(a),
   "chat.postEphemeral": (w, a) => w.postEphemeral(a),
+  "conversations.history": (w, a) => w.history(a),
   "conversations.info": (w, a) => w.conversationInfo(a),
+  "conversations.replies": (w, a) => w.replies(a),
   "usergroups.users.list": (w, a) => w.usergroupUsers(a),
   "users.info": (w, a) => w.userInfo(a),
   "views.open": (w, a) => w.viewsOpen(a),
 };
 
 interface Fault {
-  status: number | "timeout";
+  status: number | "timeout" | "lost";
   remaining: number;
 }
 
@@ -70,7 +72,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     const call: SlackCall = { method, at, status: 200, ok: false, args };
 
     const fault = faults.get(method);
-    if (fault !== undefined && fault.remaining > 0) {
+    if (fault !== undefined && fault.remaining > 0 && fault.status !== "lost") {
       fault.remaining -= 1;
       if (fault.remaining === 0) faults.delete(method);
       if (fault.status === "timeout") {
@@ -89,6 +91,15 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     }
 
     const answer = (result: MethodResult, status = 200, headers: Record<string, string> = {}): void => {
+      if (fault?.status === "lost" && fault.remaining > 0 && status === 200) {
+        // Applied (the handler ran), but the answer never reaches the client: it sees its own timeout.
+        fault.remaining -= 1;
+        if (fault.remaining === 0) faults.delete(method);
+        record({ ...call, status: 0, ok: result.ok, error: "timeout" });
+        hanging.add(res);
+        res.on("close", () => hanging.delete(res));
+        return;
+      }
       const done: SlackCall = { ...call, status, ok: result.ok };
       if (!result.ok) done.error = result.error;
       if (status === 429) done.retryAfterMs = Number(headers["x-emulator-retry-after-ms"]);

@@ -12,9 +12,12 @@ import type { SlackRateRule } from "./types.ts";
  * - Tier N methods: at most the tier's floor (20 / 50 / 100 per minute) in any trailing 60 s, i.e. a sliding
  *   window per method. "Bursts welcome" is honoured (the whole minute's budget may go at once) and nothing
  *   beyond the published floor is granted, so a sender that passes here stays inside what Slack promises.
+ * - conversations.history and conversations.replies: Tier 1 with at most 15 messages a call, Slack's limit
+ *   for apps not approved for the Marketplace since 2025 (1 request a minute); Marketplace apps get Tier 3.
  * - auth.test ("hundreds per minute"): 300 per minute.
  * A refused call does not consume budget.
  */
+const tier1: SlackRateRule = { kind: "window", limit: 1, windowMs: 60_000 };
 const tier2: SlackRateRule = { kind: "window", limit: 20, windowMs: 60_000 };
 const tier3: SlackRateRule = { kind: "window", limit: 50, windowMs: 60_000 };
 const tier4: SlackRateRule = { kind: "window", limit: 100, windowMs: 60_000 };
@@ -23,7 +26,9 @@ export const defaultRateRules: Readonly<Record<string, SlackRateRule>> = {
   "chat.postMessage": { kind: "bucket", perSecond: 1, burst: 3 },
   "chat.update": tier3,
   "chat.postEphemeral": tier4,
+  "conversations.history": tier1,
   "conversations.info": tier3,
+  "conversations.replies": tier1,
   "usergroups.users.list": tier2,
   "users.info": tier4,
   "views.open": tier4,

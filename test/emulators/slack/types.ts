@@ -64,11 +64,18 @@ export interface SlackMessage {
   orphan?: true;
   text: string;
   blocks?: unknown[];
+  /** Message metadata as posted (`metadata` of chat.postMessage); history returns it with `include_all_metadata`. */
+  metadata?: SlackMessageMetadata;
   user: string;
   /** How many successful chat.update calls changed this message. */
   edits: number;
   /** Every version, oldest first: history[0] is the message as posted, the last entry is the current one. */
   history: SlackMessageVersion[];
+}
+
+export interface SlackMessageMetadata {
+  event_type: string;
+  event_payload: Record<string, unknown>;
 }
 
 export interface SlackEphemeral {
@@ -90,7 +97,7 @@ export interface SlackCall {
   method: string;
   /** Wall-clock time (ms since epoch) the request arrived. */
   at: number;
-  /** HTTP status sent; 0 for a request left hanging by `failNext(…, "timeout")`. */
+  /** HTTP status sent; 0 for a request left hanging by `failNext(…, "timeout" | "lost")`. */
   status: number;
   ok: boolean;
   error?: string;
@@ -115,9 +122,10 @@ export interface SlackEmulator {
   rateLimited(method?: string): number;
   /**
    * Fault injection: the next `count` (default 1) requests to `method` get `status` (e.g. 500, 503) without
-   * being applied, or are left hanging ("timeout") until the client gives up or the emulator closes.
+   * being applied, or are left hanging ("timeout") until the client gives up or the emulator closes. "lost"
+   * applies the call, then leaves it hanging the same way: the call took effect but its answer never arrives.
    */
-  failNext(method: string, status: number | "timeout", count?: number): void;
+  failNext(method: string, status: number | "timeout" | "lost", count?: number): void;
   /** Simulates a message posted by a person (not the bot), e.g. to thread under it. */
   addMessage(input: { channel: string; user: string; text: string; thread_ts?: string }): SlackMessage;
   /** A trigger id as Slack puts in a slash command or button payload: single use, valid 3 s (scaled). */

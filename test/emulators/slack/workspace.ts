@@ -5,6 +5,7 @@ import type {
   SlackEmulatorUsergroup,
   SlackEphemeral,
   SlackMessage,
+  SlackMessageMetadata,
   SlackOpenedView,
 } from "./types.ts";
 
@@ -24,6 +25,8 @@ const maxBlocks = 50;
 // Slack: a trigger id expires 3 seconds after it was issued and can be exchanged once.
 const triggerLifetimeMs = 3_000;
 const channelIdPattern = /^[CGD][A-Z0-9]{2,}$/;
+// conversations.history / .replies for apps not approved for the Marketplace (Slack, 2025): at most 15 a call.
+const maxHistoryLimit = 15;
 
 interface TriggerState {
   user: string;
@@ -119,8 +122,11 @@ export class Workspace {
     if (access !== "member") return { ok: false, error: access };
     const content = readContent(args);
     if (!content.ok) return content;
+    const metadata = readMetadata(args.metadata);
+    if (metadata === null) return { ok: false, error: "invalid_metadata_format" };
     const threadTs = stringArg(args.thread_ts);
     const message = this.#store(channel ?? "", botUserId, content.text, content.blocks, threadTs);
+    if (metadata !== undefined) message.metadata = metadata;
     return { ok: true, channel: message.channel, ts: message.ts, message: this.#wire(message) };
   }
 
@@ -164,6 +170,31 @@ export class Workspace {
     if (threadTs !== undefined) ephemeral.thread_ts = threadTs;
     this.#ephemerals.push(ephemeral);
     return { ok: true, message_ts: this.#nextTs() };
+  }
+
+  /** conversations.history: top-level messages (thread replies stay in their thread), newest first. */
+  history(args: Record<string, unknown>): MethodResult {
+    const channel = stringArg(args.channel);
+    const access = this.#channelAccess(channel);
+    if (access !== "member") return { ok: false, error: access };
+    const top = (this.#byChannel.get(channel ?? "") ?? []).filter(
+      (m) => m.thread_ts === undefined || m.thread_ts === m.ts,
+    );
+    return this.#page(top, args, "newest");
+  }
+
+  /** conversations.replies: the parent, then its replies oldest first. */
+  replies(args: Record<string, unknown>): MethodResult {
+    const channel = stringArg(args.channel);
+    const access = this.#channelAccess(channel);
+    if (access !== "member") return { ok: false, error: access };
+    const ts = stringArg(args.ts);
+    const parent = ts === undefined ? undefined : this.#find(channel ?? "", ts);
+    if (ts === undefined || parent === undefined) return { ok: false, error: "thread_not_found" };
+    const thread = (this.#byChannel.get(channel ?? "") ?? []).filter(
+      (m) => m.ts === ts || (m.thread_ts === ts && !m.orphan),
+    );
+    return this.#page(thread, args, "oldest");
   }
 
   usergroupUsers(args: Record<string, unknown>): MethodResult {
@@ -246,6 +277,44 @@ export class Workspace {
 
   // ---- internals --------------------------------------------------------------------------------------------
 
+  /** oldest / latest (exclusive unless `inclusive`), limit (at most 15), cursor, include_all_metadata. */
+  #page(list: SlackMessage[], args: Record<string, unknown>, order: "newest" | "oldest"): MethodResult {
+    const oldest = stringArg(args.oldest);
+    const latest = stringArg(args.latest);
+    const inclusive = args.inclusive === true || args.inclusive === "true" || args.inclusive === "1";
+    const inRange = list.filter((m) => {
+      if (oldest !== undefined) {
+        const c = compareTs(m.ts, oldest);
+        if (c < 0 || (c === 0 && !inclusive)) return false;
+      }
+      if (latest !== undefined) {
+        const c = compareTs(m.ts, latest);
+        if (c > 0 || (c === 0 && !inclusive)) return false;
+      }
+      return true;
+    });
+    inRange.sort((a, b) => (order === "newest" ? compareTs(b.ts, a.ts) : compareTs(a.ts, b.ts)));
+    const asked = Number(stringArg(args.limit) ?? maxHistoryLimit);
+    const limit = Number.isInteger(asked) && asked > 0 ? Math.min(asked, maxHistoryLimit) : maxHistoryLimit;
+    const cursor = stringArg(args.cursor);
+    const start = cursor === undefined ? 0 : Number(Buffer.from(cursor, "base64").toString("utf8").slice(5));
+    if (!Number.isInteger(start) || start < 0) return { ok: false, error: "invalid_cursor" };
+    const page = inRange.slice(start, start + limit);
+    const hasMore = start + limit < inRange.length;
+    const withMetadata =
+      args.include_all_metadata === true ||
+      args.include_all_metadata === "true" ||
+      args.include_all_metadata === "1";
+    return {
+      ok: true,
+      messages: page.map((m) => this.#wire(m, withMetadata)),
+      has_more: hasMore,
+      response_metadata: {
+        next_cursor: hasMore ? Buffer.from(`next:${start + limit}`).toString("base64") : "",
+      },
+    };
+  }
+
   #channelAccess(channel: string | undefined): "member" | "not_in_channel" | "channel_not_found" {
     if (channel === undefined) return "channel_not_found";
     if (this.#members === undefined) return channelIdPattern.test(channel) ? "member" : "channel_not_found";
@@ -288,7 +357,7 @@ export class Workspace {
     return formatTs(micros);
   }
 
-  #wire(message: SlackMessage): Record<string, unknown> {
+  #wire(message: SlackMessage, withMetadata = false): Record<string, unknown> {
     const wire: Record<string, unknown> = {
       type: "message",
       text: message.text,
@@ -300,6 +369,7 @@ export class Workspace {
     };
     if (message.blocks !== undefined) wire.blocks = message.blocks;
     if (message.thread_ts !== undefined) wire.thread_ts = message.thread_ts;
+    if (withMetadata && message.metadata !== undefined) wire.metadata = structuredClone(message.metadata);
     if (message.edits > 0) wire.edited = { user: botUserId, ts: formatTs(Date.now() * 1000) };
     return wire;
   }
@@ -349,6 +419,21 @@ function jsonArg(value: unknown): unknown {
   } catch {
     return Symbol.for("unparseable");
   }
+}
+
+/**
+ * `metadata` of chat.postMessage: `{ event_type, event_payload }` (a JSON string in form bodies). Undefined when
+ * absent, null when malformed.
+ */
+function readMetadata(value: unknown): SlackMessageMetadata | undefined | null {
+  if (value === undefined || value === "") return undefined;
+  const parsed = jsonArg(value);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
+  const { event_type, event_payload } = parsed as Record<string, unknown>;
+  if (typeof event_type !== "string" || event_type === "") return null;
+  if (typeof event_payload !== "object" || event_payload === null || Array.isArray(event_payload))
+    return null;
+  return { event_type, event_payload: structuredClone(event_payload as Record<string, unknown>) };
 }
 
 type Content = { ok: true; text: string; blocks: unknown[] | undefined } | { ok: false; error: string };
