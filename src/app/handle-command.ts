@@ -317,8 +317,11 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       } else {
         // Scheduled freeze windows come from the config: refused here without any I/O. Ad hoc freezes and
         // locks live in Redis and are checked where the job runs, where a blocked job waits in line.
+        const checked = new Set<string>();
         for (const spec of result.jobs) {
-          if (spec.kind === "rollback") continue;
+          // A fan-out shares one environment: check it once, not once per target.
+          if (spec.kind === "rollback" || checked.has(spec.target.env)) continue;
+          checked.add(spec.target.env);
           const frozen = activeFreeze(config, spec.target.env, now());
           if (frozen)
             throw new ShipbotError(
