@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: shipbot's hot paths against raw BullMQ and Redis, measured in the same run on a Redis
- * of its own. Prints a table and writes bench/results/latest.json. `--quick` runs smaller sizes.
+ * of its own. Prints a table and writes bench/results/latest.json. `--quick` runs smaller sizes;
+ * `--only fanout` runs that scenario alone and updates its rows in latest.json.
  */
 import { execFileSync } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
@@ -11,10 +12,18 @@ import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
 import type { ChatCommand } from "../src/core/model.ts";
 import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const quick = process.argv.includes("--quick");
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1];
+const scenarios = ["fanout"];
+if (only !== undefined && !scenarios.includes(only)) {
+  console.error(`--only takes one of: ${scenarios.join(", ")}`);
+  process.exit(2);
+}
 const repetitions = 3;
 const inFlight = 32;
 const enqueueCount = quick ? 2_000 : 10_000;
@@ -235,85 +244,113 @@ async function main(): Promise<void> {
         runs: runs.map((r) => Math.round(r.rate)),
       };
     };
-    const rawAdd = await measure(rawEnqueue);
-    const shipAdd = await measure(shipbotEnqueue);
-    results.push({
-      scenario: "enqueue",
-      unit: "commands/s",
-      shipbot: Math.round(shipAdd.rate),
-      baseline: Math.round(rawAdd.rate),
-      ratio: shipAdd.rate / rawAdd.rate,
-      notes: `${inFlight} in flight, ${enqueueCount} commands; tokenize+zod+authorize+freeze guard+one Queue.add vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}`,
-    });
-    const rawRun = await measure(rawDrain);
-    const shipRun = await measure(shipbotDrain);
-    results.push({
-      scenario: "drain",
-      unit: "jobs/s",
-      shipbot: Math.round(shipRun.rate),
-      baseline: Math.round(rawRun.rate),
-      ratio: shipRun.rate / rawRun.rate,
-      notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire script (guards, lease, running state, audit, card signal) vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
-    });
-    const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
-    results.push({
-      scenario: "drain with records and cards",
-      unit: "jobs/s",
-      shipbot: Math.round(shipAll.rate),
-      baseline: Math.round(rawRun.rate),
-      ratio: shipAll.rate / rawRun.rate,
-      notes: `as drain, plus deriver (queued/final states, audit, history) and notifier rendering every final card, same process; runs ${shipAll.runs.join("/")}`,
-    });
-    for (const rate of [100, 1_000]) {
-      const count = quick ? rate : rate * 5;
-      const ship = await shipbotLatency(server.url, rate, count, String(rate));
-      const raw = await rawLatency(server.url, rate, count, String(rate));
+    if (only === undefined) {
+      const rawAdd = await measure(rawEnqueue);
+      const shipAdd = await measure(shipbotEnqueue);
       results.push({
-        scenario: `latency p50 at ${rate}/s`,
-        unit: "ms (lower is better)",
-        shipbot: Math.round(ship.p50 * 100) / 100,
-        baseline: Math.round(raw.p50 * 100) / 100,
-        ratio: raw.p50 / ship.p50,
-        notes: `command received → executor called, ${count} commands offered open-loop; baseline add → processor start; ratio = baseline/shipbot`,
+        scenario: "enqueue",
+        unit: "commands/s",
+        shipbot: Math.round(shipAdd.rate),
+        baseline: Math.round(rawAdd.rate),
+        ratio: shipAdd.rate / rawAdd.rate,
+        notes: `${inFlight} in flight, ${enqueueCount} commands; tokenize+zod+authorize+freeze guard+one Queue.add vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}`,
       });
+      const rawRun = await measure(rawDrain);
+      const shipRun = await measure(shipbotDrain);
       results.push({
-        scenario: `latency p99 at ${rate}/s`,
-        unit: "ms (lower is better)",
-        shipbot: Math.round(ship.p99 * 100) / 100,
-        baseline: Math.round(raw.p99 * 100) / 100,
-        ratio: raw.p99 / ship.p99,
-        notes: "as above",
+        scenario: "drain",
+        unit: "jobs/s",
+        shipbot: Math.round(shipRun.rate),
+        baseline: Math.round(rawRun.rate),
+        ratio: shipRun.rate / rawRun.rate,
+        notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire script (guards, lease, running state, audit, card signal) vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
+      });
+      const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
+      results.push({
+        scenario: "drain with records and cards",
+        unit: "jobs/s",
+        shipbot: Math.round(shipAll.rate),
+        baseline: Math.round(rawRun.rate),
+        ratio: shipAll.rate / rawRun.rate,
+        notes: `as drain, plus deriver (queued/final states, audit, history) and notifier rendering every final card, same process; runs ${shipAll.runs.join("/")}`,
+      });
+      for (const rate of [100, 1_000]) {
+        const count = quick ? rate : rate * 5;
+        const ship = await shipbotLatency(server.url, rate, count, String(rate));
+        const raw = await rawLatency(server.url, rate, count, String(rate));
+        results.push({
+          scenario: `latency p50 at ${rate}/s`,
+          unit: "ms (lower is better)",
+          shipbot: Math.round(ship.p50 * 100) / 100,
+          baseline: Math.round(raw.p50 * 100) / 100,
+          ratio: raw.p50 / ship.p50,
+          notes: `command received → executor called, ${count} commands offered open-loop; baseline add → processor start; ratio = baseline/shipbot`,
+        });
+        results.push({
+          scenario: `latency p99 at ${rate}/s`,
+          unit: "ms (lower is better)",
+          shipbot: Math.round(ship.p99 * 100) / 100,
+          baseline: Math.round(raw.p99 * 100) / 100,
+          ratio: raw.p99 / ship.p99,
+          notes: "as above",
+        });
+      }
+      const soakRate = Math.max(50, Math.round(shipAll.rate / 2));
+      const soaked = await soak(server.url, soakRate, quick ? 10 : 60);
+      results.push({
+        scenario: "soak",
+        unit: "RSS growth after warm-up",
+        shipbot: Math.round(soaked.growth * 1000) / 10,
+        baseline: 10,
+        ratio: soaked.growth < 0.1 ? 1 : 0.1 / soaked.growth,
+        notes: `${soaked.commands} commands at ${soakRate}/s (half the measured maximum with cards), ${soaked.errors} errors; RSS ${Math.round(soaked.rssStartMb)} → ${Math.round(soaked.rssEndMb)} MiB; goal: growth < 10% (shipbot column in %)`,
+      });
+      const perJobShip = shipAdd.commands + shipAll.commands;
+      const perJobRaw = rawAdd.commands + rawRun.commands;
+      results.push({
+        scenario: "redis cost",
+        unit: "Redis commands/job",
+        shipbot: Math.round(perJobShip * 10) / 10,
+        baseline: Math.round(perJobRaw * 10) / 10,
+        ratio: perJobRaw / perJobShip,
+        notes:
+          "INFO commandstats deltas (commands inside Lua scripts included), enqueue + drain with records and cards; ratio = raw/shipbot",
+      });
+      const ops = redisBenchmark(server.port);
+      results.push({
+        scenario: "redis limit",
+        unit: "jobs/s (theoretical)",
+        shipbot: Math.round(ops / perJobShip),
+        baseline: Math.round(ops / perJobRaw),
+        ratio: perJobRaw / perJobShip,
+        notes: `redis-benchmark SET/GET ${Math.round(ops)} ops/s unpipelined, divided by commands per job`,
       });
     }
-    const soakRate = Math.max(50, Math.round(shipAll.rate / 2));
-    const soaked = await soak(server.url, soakRate, quick ? 10 : 60);
+    const fanShip: number[] = [];
+    const fanRaw: number[] = [];
+    for (let rep = 0; rep < repetitions; rep++) {
+      fanShip.push(await shipbotFanOut(server.url, rep));
+      fanRaw.push(await rawAddBulk(server.url, rep));
+    }
+    const fanMs = median(fanShip);
+    const rawMs = median(fanRaw);
+    const round = (ms: number) => Math.round(ms * 10) / 10;
     results.push({
-      scenario: "soak",
-      unit: "RSS growth after warm-up",
-      shipbot: Math.round(soaked.growth * 1000) / 10,
-      baseline: 10,
-      ratio: soaked.growth < 0.1 ? 1 : 0.1 / soaked.growth,
-      notes: `${soaked.commands} commands at ${soakRate}/s (half the measured maximum with cards), ${soaked.errors} errors; RSS ${Math.round(soaked.rssStartMb)} → ${Math.round(soaked.rssEndMb)} MiB; goal: growth < 10% (shipbot column in %)`,
+      scenario: `fan-out enqueue (${fanOutTargets} targets)`,
+      unit: "ms (lower is better)",
+      shipbot: round(fanMs),
+      baseline: round(rawMs),
+      ratio: rawMs / fanMs,
+      notes: `one \`deploy * staging v2\` → ${fanOutTargets} jobs queued: tokenize, zod, ${fanOutTargets} authorizations, batch hash, one addBulk pipeline; baseline one raw Queue.addBulk of ${fanOutTargets} jobs; goal ≤ 200 ms; runs ${fanShip.map(round).join("/")} vs ${fanRaw.map(round).join("/")}; ratio = baseline/shipbot`,
     });
-    const perJobShip = shipAdd.commands + shipAll.commands;
-    const perJobRaw = rawAdd.commands + rawRun.commands;
+    const messages = await fanOutMessages(server.url);
     results.push({
-      scenario: "redis cost",
-      unit: "Redis commands/job",
-      shipbot: Math.round(perJobShip * 10) / 10,
-      baseline: Math.round(perJobRaw * 10) / 10,
-      ratio: perJobRaw / perJobShip,
-      notes:
-        "INFO commandstats deltas (commands inside Lua scripts included), enqueue + drain with records and cards; ratio = raw/shipbot",
-    });
-    const ops = redisBenchmark(server.port);
-    results.push({
-      scenario: "redis limit",
-      unit: "jobs/s (theoretical)",
-      shipbot: Math.round(ops / perJobShip),
-      baseline: Math.round(ops / perJobRaw),
-      ratio: perJobRaw / perJobShip,
-      notes: `redis-benchmark SET/GET ${Math.round(ops)} ops/s unpipelined, divided by commands per job`,
+      scenario: `fan-out chat messages (${fanOutTargets} targets)`,
+      unit: "messages posted (lower is better)",
+      shipbot: messages.posts,
+      baseline: fanOutTargets,
+      ratio: fanOutTargets / Math.max(1, messages.posts),
+      notes: `one batch card edited ${messages.edits} times (edits paced at 1,250 ms, as Slack's chat.update) through worker, deriver and notifier; baseline one card per job; final line "${messages.last}"`,
     });
   } finally {
     await server.stop();
@@ -330,10 +367,18 @@ async function main(): Promise<void> {
     repetitions,
     at: new Date().toISOString(),
   };
-  await writeFile(
-    new URL("./results/latest.json", import.meta.url),
-    `${JSON.stringify({ machine, results }, null, 2)}\n`,
-  );
+  const file = new URL("./results/latest.json", import.meta.url);
+  let written = results;
+  if (only !== undefined) {
+    // One scenario alone replaces its own rows and keeps the others of the last full run.
+    const previous = await readFile(file, "utf8").then(
+      (text) => (JSON.parse(text) as { results: Result[] }).results,
+      () => [],
+    );
+    const fresh = new Set(results.map((r) => r.scenario));
+    written = [...previous.filter((r) => !fresh.has(r.scenario)), ...results];
+  }
+  await writeFile(file, `${JSON.stringify({ machine, results: written }, null, 2)}\n`);
   console.log(
     `\nshipbot benchmarks (median of ${repetitions}; ${machine.cpus} cores, Node ${machine.node}, Redis ${machine.redis}, BullMQ ${machine.bullmq})\n`,
   );

@@ -12,6 +12,7 @@ import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import type { ChatCommand } from "../core/model.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
+import { describeBatch } from "../core/render-batch-card.ts";
 import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
@@ -69,6 +70,9 @@ function errorCard(error: ShipbotError): Card {
   return card;
 }
 
+/** Targets a dry run describes one by one; a bigger fan-out ends with "… and N more". */
+const previewLines = 20;
+
 function describeSpec(spec: JobSpec): string {
   const t = spec.target;
   if (spec.kind === "deploy") return `${t.service} in ${t.env}: image → ${t.image}:${spec.version}`;
@@ -117,20 +121,37 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
 
   async function previewCard(specs: JobSpec[]): Promise<Card> {
     const card = createCard("info", "Dry run: nothing was changed");
-    for (const spec of specs) {
-      const t = spec.target;
-      try {
-        const current = await executor.status({
-          namespace: t.namespace,
-          deployment: t.deployment,
-          container: t.container,
-        });
-        const now = `now ${current.image}, ${current.available}/${current.desired} available, revision ${current.revision}`;
-        card.lines.push(`${describeSpec(spec)} (${now})`);
-      } catch (error) {
-        card.lines.push(`${describeSpec(spec)} (current state unknown: ${toShipbotError(error).message})`);
-      }
-    }
+    // A fan-out previews a summary and its first targets, not one line (and one status call) per target.
+    const [first] = specs;
+    if (specs.length > 1 && first)
+      card.lines.push(
+        describeBatch({
+          kind: first.kind,
+          env: first.target.env,
+          version: first.version,
+          total: specs.length,
+        }),
+      );
+    const shown = specs.slice(0, previewLines);
+    const lines = await Promise.all(
+      shown.map(async (spec) => {
+        const t = spec.target;
+        try {
+          const current = await executor.status({
+            namespace: t.namespace,
+            deployment: t.deployment,
+            container: t.container,
+          });
+          const now = `now ${current.image}, ${current.available}/${current.desired} available, revision ${current.revision}`;
+          return `${describeSpec(spec)} (${now})`;
+        } catch (error) {
+          return `${describeSpec(spec)} (current state unknown: ${toShipbotError(error).message})`;
+        }
+      }),
+    );
+    card.lines.push(...lines);
+    if (specs.length > shown.length)
+      card.lines.push(`… and ${(specs.length - shown.length).toLocaleString("en-US")} more`);
     return card;
   }
 
@@ -296,8 +317,11 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       } else {
         // Scheduled freeze windows come from the config: refused here without any I/O. Ad hoc freezes and
         // locks live in Redis and are checked where the job runs, where a blocked job waits in line.
+        const checked = new Set<string>();
         for (const spec of result.jobs) {
-          if (spec.kind === "rollback") continue;
+          // A fan-out shares one environment: check it once, not once per target.
+          if (spec.kind === "rollback" || checked.has(spec.target.env)) continue;
+          checked.add(spec.target.env);
           const frozen = activeFreeze(config, spec.target.env, now());
           if (frozen)
             throw new ShipbotError(

@@ -15,3 +15,35 @@ export function wholeNumberArg(min: number, max: number) {
     .transform(Number)
     .pipe(z.int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 }
+
+/** The most targets one command may name or expand to (`deploy *` in an environment of many services). */
+export const maxTargets = 1000;
+
+/**
+ * One service (`api`), a comma-separated list (`api,web,worker`) or `*` (every service of the
+ * environment the user may operate). Names are checked against the config later, with suggestions.
+ */
+export const serviceListArg = z.string().transform((text, ctx): string[] | "*" => {
+  if (text === "*") return "*";
+  const names = new Set<string>();
+  for (const name of text.split(",")) {
+    const checked = shortName.safeParse(name);
+    if (!checked.success) {
+      const reason = checked.error.issues[0]?.message ?? "invalid";
+      // In a list, say which name is wrong; a single name reads as today.
+      const message = !text.includes(",")
+        ? reason
+        : name === ""
+          ? "the list has an empty name"
+          : `\`${name}\` ${reason}`;
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
+    }
+    names.add(name);
+  }
+  if (names.size > maxTargets) {
+    ctx.addIssue({ code: "custom", message: `at most ${maxTargets} services per command` });
+    return z.NEVER;
+  }
+  return [...names];
+});

@@ -54,6 +54,8 @@ export interface CommandContext {
   env(name: string): string;
   commands: CommandSummary[];
   roles: string[];
+  /** Whether the user holds `permission` there (to expand `*` to the services they may operate). */
+  permits(permission: Permission, scope: Scope): boolean;
 }
 
 export interface CommandModule<S extends z.ZodObject = z.ZodObject> {
@@ -70,8 +72,8 @@ export interface CommandModule<S extends z.ZodObject = z.ZodObject> {
   schema: S;
   /** The permission needed, or null for commands anyone may run (help, whoami). */
   permission: Permission | null;
-  /** Where the permission applies, from the validated arguments. */
-  scope(args: z.infer<S>): Scope;
+  /** Where the permission applies, from the validated arguments; one scope per target of a fan-out. */
+  scope(args: z.infer<S>): Scope | Scope[];
   run(args: z.infer<S>, ctx: CommandContext): CommandResult;
 }
 

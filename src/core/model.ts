@@ -64,6 +64,11 @@ export const jobDataSchema = z.strictObject({
   requestedAt: z.int(),
   /** Correlation id carried from the chat event to every log line and card. */
   traceId: z.string().max(64),
+  /** A job of a fan-out (`deploy api,web staging v2`): its changes count toward the batch's one card. */
+  batch: z
+    .string()
+    .regex(/^b[0-9a-z]{1,40}$/)
+    .optional(),
 });
 export type JobData = z.infer<typeof jobDataSchema>;
 

@@ -1,8 +1,8 @@
 import type { CommandContext, CommandModule, CommandResult } from "./command-module.ts";
-import { type Config, resolveTarget } from "./config.ts";
+import { type Config, type Permission, resolveTarget } from "./config.ts";
 import { ShipbotError } from "./errors.ts";
 import type { ChatCommand } from "./model.ts";
-import { authorize, describeDenial, rolesOf } from "./policy.ts";
+import { authorize, describeDenial, rolesOf, type Scope } from "./policy.ts";
 import { describeUnknown, suggest } from "./suggest.ts";
 import { tokenize } from "./tokenize.ts";
 
@@ -59,7 +59,66 @@ function createContext(
     get roles() {
       return rolesOf(config, command.user);
     },
+    permits: (permission, scope) => authorize(config, command.user, permission, scope).allowed,
   };
+}
+
+/**
+ * The targets of a fan-out (`deploy api,web staging v2`): every unknown name is a usage error with
+ * suggestions, then every target is authorized and any denial refuses the whole command, naming each
+ * denied service. A single scope reads exactly as a single-target command.
+ */
+function checkScopes(
+  permission: Permission,
+  scopes: Scope[],
+  command: ChatCommand,
+  config: Config,
+  ctx: CommandContext,
+): void {
+  const unknown: string[] = [];
+  for (const scope of scopes) {
+    if (scope.service === undefined || scope.service === "*") continue;
+    try {
+      ctx.service(scope.service);
+    } catch (error) {
+      if (scopes.length === 1) throw error;
+      unknown.push(error instanceof ShipbotError ? error.message : String(error));
+    }
+  }
+  if (unknown.length > 0) {
+    const shown = unknown.slice(0, 5).join("; ");
+    throw new ShipbotError("usage", unknown.length > 5 ? `${shown}; and ${unknown.length - 5} more` : shown);
+  }
+  const denied: string[] = [];
+  const sufficient = new Set<string>();
+  let held: string[] = [];
+  for (const scope of scopes) {
+    if (scope.env !== undefined) ctx.env(scope.env);
+    const decision = authorize(config, command.user, permission, scope);
+    if (decision.allowed) continue;
+    if (scopes.length === 1) throw new ShipbotError("forbidden", describeDenial(permission, scope, decision));
+    denied.push(scope.service ?? "*");
+    for (const role of decision.sufficient) sufficient.add(role);
+    held = decision.held;
+  }
+  if (denied.length === 0) return;
+  const names =
+    denied.length > 10
+      ? `${denied.slice(0, 10).join(", ")} and ${denied.length - 10} more`
+      : denied.join(", ");
+  const env = scopes[0]?.env;
+  throw new ShipbotError(
+    "forbidden",
+    describeDenial(
+      permission,
+      { service: names, ...(env === undefined ? {} : { env }) },
+      {
+        allowed: false,
+        held,
+        sufficient: [...sufficient],
+      },
+    ),
+  );
 }
 
 /**
@@ -123,13 +182,16 @@ export function routeCommand(
   const ctx = createContext(command, config, registry, now);
 
   if (module.permission !== null) {
-    const scope = module.scope(args);
-    // Unknown names get "did you mean" before any permission talk.
-    if (scope.service !== undefined && scope.service !== "*") ctx.service(scope.service);
-    if (scope.env !== undefined) ctx.env(scope.env);
-    const decision = authorize(config, command.user, module.permission, scope);
-    if (!decision.allowed)
-      throw new ShipbotError("forbidden", describeDenial(module.permission, scope, decision));
+    const scoped = module.scope(args);
+    if (Array.isArray(scoped)) checkScopes(module.permission, scoped, command, config, ctx);
+    else {
+      // Unknown names get "did you mean" before any permission talk.
+      if (scoped.service !== undefined && scoped.service !== "*") ctx.service(scoped.service);
+      if (scoped.env !== undefined) ctx.env(scoped.env);
+      const decision = authorize(config, command.user, module.permission, scoped);
+      if (!decision.allowed)
+        throw new ShipbotError("forbidden", describeDenial(module.permission, scoped, decision));
+    }
   }
   return { name: module.name, args, result: module.run(args, ctx) };
 }

@@ -1,5 +1,11 @@
 import { auditAppendLua } from "../audit/audit-lua.ts";
 
+/** Failures a batch keeps for its card (the counters count them all). */
+export const batchFailuresKept = 20;
+
+/** A batch's card waits at least this long, so a wave of jobs finishing becomes one edit. */
+export const batchCardDelayMs = 250;
+
 /**
  * The one Lua function behind every job transition, shared by the scripts that change a job's state
  * (the worker's acquire, progress, and the deriver's queued/finished). It merges the change into the
@@ -12,6 +18,30 @@ import { auditAppendLua } from "../audit/audit-lua.ts";
  */
 export const transitionLua = `${auditAppendLua}
 local terminal = { succeeded = true, failed = true, cancelled = true, superseded = true }
+local batchBuckets = { ['pending-approval'] = 'waiting', approved = 'waiting', queued = 'waiting', waiting = 'waiting',
+  running = 'running', progress = 'running', succeeded = 'succeeded', failed = 'failed', cancelled = 'cancelled', superseded = 'cancelled' }
+
+-- A job of a fan-out moves its batch's counters and marks the batch's one card instead of its own: O(1).
+-- The batch hash shares the cards key's prefix ('<prefix>:{ops}:'); false when it is gone (expired).
+local function batchChange(cards, batch, cur, phase, text, service, now, cardDelay, ttl)
+  local key = string.sub(cards, 1, -6) .. 'batch:' .. batch
+  if redis.call('EXISTS', key) == 0 then return false end
+  local from, to = cur and batchBuckets[cur], batchBuckets[phase]
+  if from == to then return true end
+  if from then redis.call('HINCRBY', key, from, -1) end
+  redis.call('HINCRBY', key, to, 1)
+  redis.call('HINCRBY', key, 'seq', 1)
+  redis.call('PEXPIRE', key, ttl)
+  if to == 'failed' then
+    local failures = key .. ':failed'
+    if redis.call('LLEN', failures) < ${batchFailuresKept} then
+      redis.call('RPUSH', failures, service .. '|' .. text)
+      redis.call('PEXPIRE', failures, ttl)
+    end
+  end
+  redis.call('ZADD', cards, 'LT', now + math.max(cardDelay, ${batchCardDelayMs}), batch)
+  return true
+end
 
 local function nowMs()
   local t = redis.call('TIME')
@@ -24,7 +54,7 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
   if cur and terminal[cur] then return 0 end
   if phase == 'queued' and cur and cur ~= 'approved' then return 0 end
   if cur == phase and redis.call('HGET', state, 'text') == text then return 0 end
-  local meta = redis.call('HMGET', state, 'kind', 'service', 'env', 'actor', 'trace', 'by')
+  local meta = redis.call('HMGET', state, 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch')
   if not meta[1] then
     local raw = redis.call('HGET', state, 'data') or redis.call('HGET', bullJob, 'data')
     if raw then
@@ -34,6 +64,10 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
         local by = type(d.requestedBy) == 'table' and d.requestedBy or {}
         meta = { tostring(d.kind or ''), tostring(d.service or ''), tostring(d.env or ''), tostring(by.id or ''), tostring(d.traceId or ''), tostring(by.name or '') }
         redis.call('HSET', state, 'kind', meta[1], 'service', meta[2], 'env', meta[3], 'actor', meta[4], 'trace', meta[5], 'by', meta[6])
+        if type(d.batch) == 'string' then
+          meta[7] = d.batch
+          redis.call('HSET', state, 'batch', d.batch)
+        end
       end
     end
   end
@@ -46,7 +80,9 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
     'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '', 'trace', meta[5] or '',
     'text', text })
   -- LT: an earlier render time wins, so a final state is never pushed back behind coalesced progress.
-  redis.call('ZADD', cards, 'LT', now + cardDelay, jobId)
+  if not (meta[7] and batchChange(cards, meta[7], cur, phase, text, meta[2] or '', now, cardDelay, ttl)) then
+    redis.call('ZADD', cards, 'LT', now + cardDelay, jobId)
+  end
   return seq, meta
 end
 

@@ -39,6 +39,13 @@ export interface Keys {
   /** BullMQ's event stream of the operations queue, read by the deriver. */
   opsEvents: string;
   audit: string;
+  /**
+   * Hash of a fan-out's batch: its description ("meta", JSON) and per-bucket counters kept by the
+   * transition script, which derives this key from `cards` (same `{ops}` tag, so one shard).
+   */
+  batch(batchId: string): string;
+  /** List: the first failures of a batch, "<service>|<text>", for its card. */
+  batchFailures(batchId: string): string;
   cardRef(jobId: string): string;
   pace(key: string): string;
 }
@@ -69,6 +76,8 @@ export function createKeys(prefix: string): Keys {
     freezes: `${ops}:freezes`,
     incidents: `${ops}:incidents`,
     audit: `${ops}:audit`,
+    batch: (batchId) => `${ops}:batch:${batchId}`,
+    batchFailures: (batchId) => `${ops}:batch:${batchId}:failed`,
     cardRef: (jobId) => `${notify}:card:${jobId}`,
     pace: (key) => `${notify}:pace:${key}`,
   };

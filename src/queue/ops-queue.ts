@@ -5,7 +5,7 @@ import type { JobSpec } from "../core/command-module.ts";
 import { ShipbotError } from "../core/errors.ts";
 import { type ChatCommand, type JobData, type JobState, jobPriority, terminalPhases } from "../core/model.ts";
 import type { StatusStore } from "../notify/status-store.ts";
-import { createJobId } from "./job-id.ts";
+import { createBatchId, createJobId } from "./job-id.ts";
 import type { Keys } from "./keys.ts";
 import { createLeases, type LeaseRequest, type Leases } from "./lease-scripts.ts";
 import { toQueueUnavailable } from "./redis.ts";
@@ -21,9 +21,32 @@ export interface Enqueued {
   data: JobData;
 }
 
+/** What a batch's card says about the whole fan-out; its counters live beside it in the batch hash. */
+export interface BatchMeta {
+  kind: JobData["kind"];
+  env: string;
+  version?: string;
+  total: number;
+  /** Listed on the card when there are few. */
+  services: string[];
+  conversation: JobData["conversation"];
+  requestedBy: string;
+  traceId: string;
+}
+
+/** Services listed by name on a batch card; beyond this the card gives counts only. */
+const batchServicesListed = 10;
+
+/** Kept as long as the jobs' states, so a late card edit still finds its batch. */
+const batchTtlMs = 7 * 24 * 3600 * 1000;
+
 export interface OpsQueue {
   queue: Queue;
   leases: Leases;
+  /**
+   * Queues a command's jobs in one round trip, ids from the command's event id. Several jobs are a
+   * fan-out: they share a batch whose one card replaces theirs.
+   */
   enqueue(specs: JobSpec[], command: ChatCommand, traceId: string): Promise<Enqueued[]>;
   /** Queues a job whose id and payload already exist (an approved request). Idempotent by id. */
   enqueueData(jobId: string, data: JobData): Promise<void>;
@@ -102,10 +125,26 @@ function toJob(jobId: string, data: JobData) {
   };
 }
 
-function toJobs(specs: JobSpec[], command: ChatCommand, traceId: string) {
-  return specs.map((spec, index) =>
-    toJob(createJobId(command.conversation.platform, command.id, index), toJobData(spec, command, traceId)),
-  );
+function toJobs(specs: JobSpec[], command: ChatCommand, traceId: string, batch?: string) {
+  return specs.map((spec, index) => {
+    const data = toJobData(spec, command, traceId);
+    if (batch !== undefined) data.batch = batch;
+    return toJob(createJobId(command.conversation.platform, command.id, index), data);
+  });
+}
+
+function toBatchMeta(specs: JobSpec[], command: ChatCommand, traceId: string): BatchMeta {
+  const first = specs[0];
+  return {
+    kind: first?.kind ?? "deploy",
+    env: first?.target.env ?? "",
+    ...(first?.version === undefined ? {} : { version: first.version }),
+    total: specs.length,
+    services: specs.length <= batchServicesListed ? specs.map((s) => s.target.service) : [],
+    conversation: command.conversation,
+    requestedBy: command.user.name,
+    traceId,
+  };
 }
 
 export function createOpsQueue(
@@ -130,14 +169,28 @@ export function createOpsQueue(
     queue,
     leases,
     async enqueue(specs, command, traceId) {
-      const jobs = toJobs(specs, command, traceId);
+      const batch = specs.length > 1 ? createBatchId(command.conversation.platform, command.id) : undefined;
+      const jobs = toJobs(specs, command, traceId, batch);
       // Refuse at once while disconnected: BullMQ would otherwise wait for the connection, and a
       // person would get silence instead of "nothing was done".
       if (redis.status !== "ready")
         throw toQueueUnavailable(new Error(`redis connection is ${redis.status}`));
       try {
         if (jobs.length === 1 && jobs[0]) await queue.add(jobs[0].name, jobs[0].data, jobs[0].opts);
-        else await queue.addBulk(jobs);
+        else {
+          if (batch !== undefined) {
+            // Before the jobs, so their first transitions find it. NX: a redelivered command keeps the
+            // batch (and counters) it already has.
+            await redis
+              .multi()
+              .hsetnx(keys.batch(batch), "meta", JSON.stringify(toBatchMeta(specs, command, traceId)))
+              .pexpire(keys.batch(batch), batchTtlMs)
+              .exec();
+          }
+          // One pipeline of BullMQ's add script per job: one round trip. Existing ids are skipped, so a
+          // redelivery of the command creates nothing twice.
+          await queue.addBulk(jobs);
+        }
       } catch (error) {
         if (isConnectionError(error)) throw toQueueUnavailable(error);
         throw error;

@@ -436,6 +436,8 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
 
   function describeOutcome(outcome: CommandReply): string {
     if (outcome.card) return renderPlainText(outcome.card, 1000);
+    if (outcome.ok && outcome.jobIds.length > 3)
+      return `On it: ${outcome.jobIds.length} jobs; one card will follow.`;
     if (outcome.ok && outcome.jobIds.length > 0)
       return `On it: job ${outcome.jobIds.join(", ")}; the card will follow.`;
     return outcome.ok ? "Done." : (outcome.error?.message ?? "That did not work.");
