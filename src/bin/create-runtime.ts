@@ -18,6 +18,7 @@ import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { GitHubClient } from "../github/index.ts";
 import type { ChatPorts } from "../notify/chat-port.ts";
+import { createBreakGlassCardSource } from "../notify/create-break-glass-cards.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
 import { type CardSource, createNotifier } from "../notify/create-notifier.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
@@ -150,7 +151,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         status: workerStatus,
         chats: metrics ? instrumentChatPorts(options.chats, metrics) : options.chats,
         log,
-        sources: [...(options.cardSources ?? []), alertCards],
+        sources: [
+          ...(options.cardSources ?? []),
+          alertCards,
+          createBreakGlassCardSource({ redis: workerRedis, keys, config }),
+        ],
         ...(options.tracing ? { tracer: options.tracing.tracer } : {}),
       });
       const sweeper = startApprovalSweeper({

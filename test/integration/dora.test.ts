@@ -76,7 +76,7 @@ describe("DORA figures from the ledger", () => {
         "Deployment frequency: 5 deploys, 0.71 a day",
         "Change failure rate: 40% (2 rolled back within a day)",
         "Time to restore (median): 105 min",
-        "Lead time for changes: not yet recorded (needs commit times from GitHub in the ledger)",
+        "Lead time for changes: not recorded (needs GitHub for this service: commit times come from it)",
       ]);
       const bad = await t.runtime.handle(chatCommand("/dora api staging --days=0"));
       expect(bad.error?.message).toBe("`0` is not a valid days: must be at least 1");
