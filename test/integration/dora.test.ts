@@ -3,9 +3,11 @@ import { webhookPayloadSchema } from "../../src/alerts/alertmanager-payload.ts";
 import { defaultAlertsConfig } from "../../src/alerts/alerts-config.ts";
 import { type AlertProcessor, startAlertProcessor } from "../../src/alerts/start-alert-processor.ts";
 import { computeDora, type LedgerAlert, type LedgerOperation } from "../../src/core/dora.ts";
+import { createGitHubClient } from "../../src/github/index.ts";
+import { type GitHubEmulator, startGitHubEmulator } from "../emulators/github/index.ts";
 import { chatCommand, sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
-import { quietLog, startTestRuntime, type TestRuntime } from "../helpers/test-runtime.ts";
+import { quietLog, startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
 const hour = 3_600_000;
 const now = Date.parse("2026-11-23T12:00:00Z");
@@ -219,5 +221,56 @@ describe("DORA with alerts and commit times", () => {
         "Lead time for changes (median): 3 h from commit to deployed, over 4 of 5 deploys",
       ]);
     });
+  });
+});
+
+describe("lead time recorded by the worker", () => {
+  let t: TestRuntime | undefined;
+  let gh: GitHubEmulator | undefined;
+  afterEach(async () => {
+    await t?.close();
+    await gh?.close();
+    t = undefined;
+    gh = undefined;
+  });
+
+  it("puts the deployed commit and its time in the deploy's ledger entry", async () => {
+    gh = await startGitHubEmulator();
+    gh.createRepo("acme/api", { "README.md": "api\n" });
+    const committed = new Date(Date.now() - 3 * hour).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const sha = gh.commit("acme/api", "main", "Fix the checkout", { date: committed });
+    const base = testConfig();
+    const api = base.services.api;
+    if (!api) throw new Error("example config has no api");
+    const config = {
+      ...base,
+      services: {
+        ...base.services,
+        api: {
+          ...api,
+          github: { repo: "acme/api", imageTag: "{sha7}", requiredChecks: [], deployments: false },
+        },
+      },
+    };
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({
+      executor: gated.executor,
+      config,
+      github: createGitHubClient({
+        auth: { kind: "token", token: "ghp_test" },
+        baseUrl: gh.url,
+        writeSpacingMs: 0,
+        notifySpacingMs: 0,
+      }),
+    });
+    const reply = await t.runtime.handle(chatCommand("/deploy api staging main"));
+    (await gated.started(1))[0]?.finish();
+    await t.waitForPhase(reply.jobIds[0] as string, ["succeeded"]);
+    const entry = (await t.runtime.audit.recent(50)).find((e) => e.type === "job.succeeded");
+    expect(entry?.fields).toMatchObject({ sha, committedAt: String(Date.parse(committed)) });
+    const dora = await t.runtime.handle(chatCommand("/dora api staging"));
+    expect(dora.card?.lines.at(-1)).toBe(
+      "Lead time for changes (median): 3 h from commit to deployed, over 1 of 1 deploys",
+    );
   });
 });
