@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Config } from "../../src/core/config.ts";
+import { type Config, configSchema } from "../../src/core/config.ts";
 import { activeFreeze } from "../../src/core/freeze-windows.ts";
 import { chatCommand, demoUser, loadExampleConfig, sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
@@ -212,6 +212,21 @@ describe("break-glass during a freeze", () => {
     }
     throw new Error(`the audit channel did not get ${count} posts`);
   }
+
+  it("is a config error when its roles are not declared or its audit channel is missing", () => {
+    const config = breakGlassConfig();
+    const staging = config.environments.staging;
+    const withPolicy = (breakGlass: unknown) =>
+      configSchema.safeParse({
+        ...config,
+        environments: { ...config.environments, staging: { ...staging, breakGlass } },
+      });
+    const unknownRole = withPolicy({ from: ["nobody"], auditChannel });
+    expect(unknownRole.error?.issues[0]?.message).toBe('role "nobody" is not declared under roles');
+    expect(withPolicy({ from: ["sre"] }).success).toBe(false);
+    expect(withPolicy({ from: ["sre"], required: 0, auditChannel }).success).toBe(false);
+    expect(withPolicy({ from: ["sre"], auditChannel }).success).toBe(true);
+  });
 
   it("is refused without a policy, without a reason, and outside a freeze", async () => {
     t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
