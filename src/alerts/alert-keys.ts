@@ -14,6 +14,8 @@ export interface AlertKeys {
   incidents: string;
   /** Hash: fingerprint → "firing|<startsAt>" or "resolved|<startsAt>" of the alerts behind one incident. */
   incidentAlerts(service: string, env: string): string;
+  /** Hash: fingerprint → "firing|<startsAt>" or "resolved|<startsAt>" last written to the audit ledger. */
+  ledger: string;
 }
 
 /** The incidents hash the acquire script reads; a field is present while a target is in incident mode. */
@@ -28,6 +30,7 @@ export function createAlertKeys(keys: Pick<Keys, "prefix">): AlertKeys {
     group: (cardId) => `${base}:group:${cardId}`,
     incidents: incidentsKey(keys.prefix),
     incidentAlerts: (service, env) => `${base}:incident:${service}:${env}`,
+    ledger: `${base}:ledger`,
   };
 }
 

@@ -1,3 +1,4 @@
+import { auditAppendLua } from "../audit/audit-lua.ts";
 /**
  * Lua run once per alert group per channel for each notification. It compares every alert's
  * "status|startsAt|endsAt" with what the group already holds, so a redelivered or repeated notification
@@ -67,4 +68,32 @@ for _, v in ipairs(redis.call('HVALS', alerts)) do
 end
 redis.call('HDEL', incidents, field)
 return 0
+`;
+
+/**
+ * Every alert's firing and resolution goes to the audit ledger once (resends from Alertmanager change
+ * nothing), with its service, environment and severity: `dora` reads them for change failures.
+ *
+ * KEYS: the ledger hash (fingerprint → last state written), the audit stream. ARGV: audit max length,
+ * ttl seconds, then per alert: fingerprint, state ("firing|<startsAt>"…), status, alertname, service,
+ * env, severity, startsAt, endsAt. Returns how many entries were appended.
+ */
+export const ledgerScript = `${auditAppendLua}
+local seen, audit = KEYS[1], KEYS[2]
+local auditMax, ttl = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local appended = 0
+for i = 3, #ARGV, 9 do
+  local fp, mark = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', seen, fp) ~= mark then
+    redis.call('HSET', seen, fp, mark)
+    auditAppend(audit, auditMax, { 'type', 'alert.' .. ARGV[i + 2], 'at', now, 'fingerprint', fp,
+      'alert', ARGV[i + 3], 'service', ARGV[i + 4], 'env', ARGV[i + 5], 'severity', ARGV[i + 6],
+      'startsAt', ARGV[i + 7], 'endsAt', ARGV[i + 8] })
+    appended = appended + 1
+  end
+end
+redis.call('EXPIRE', seen, ttl)
+return appended
 `;

@@ -1,16 +1,17 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { auditMaxLength } from "../audit/audit-log.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { AlertGroupMeta, StoredAlert } from "./alert-group.ts";
 import { createAlertKeys, toAlertCardId } from "./alert-keys.ts";
-import { groupScript, incidentScript } from "./alert-scripts.ts";
+import { groupScript, incidentScript, ledgerScript } from "./alert-scripts.ts";
 import { toEpochMs, type WebhookPayload, webhookPayloadSchema } from "./alertmanager-payload.ts";
 import { type AlertsConfig, isIncidentSeverity, routeAlert, severityRank } from "./alerts-config.ts";
 
 export interface AlertProcessorOptions {
   /** A connection the processor may block on (it duplicates it for its blocking reads). */
   redis: Redis;
-  keys: Pick<Keys, "prefix" | "cards">;
+  keys: Pick<Keys, "prefix" | "cards" | "audit">;
   config: AlertsConfig;
   log: Logger;
   /** Name of this reader in the inbox's consumer group (unique per process). */
@@ -35,6 +36,7 @@ export interface AlertProcessor {
 type ScriptRedis = Redis & {
   shipbotAlertGroup(...args: Array<string | number>): Promise<[number, number, number]>;
   shipbotAlertIncident(...args: Array<string | number>): Promise<number>;
+  shipbotAlertLedger(...args: Array<string | number>): Promise<number>;
 };
 
 const groupName = "alerts";
@@ -105,6 +107,7 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
   if (typeof redis.shipbotAlertGroup !== "function") {
     redis.defineCommand("shipbotAlertGroup", { numberOfKeys: 2, lua: groupScript });
     redis.defineCommand("shipbotAlertIncident", { numberOfKeys: 2, lua: incidentScript });
+    redis.defineCommand("shipbotAlertLedger", { numberOfKeys: 2, lua: ledgerScript });
   }
   const consumer = options.consumer ?? `alerts-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const claimIdleMs = options.claimIdleMs ?? 60_000;
@@ -158,7 +161,39 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
       created += isNew;
     }
     await applyIncidents(payload);
+    await appendToLedger(payload);
     return { changed, created };
+  }
+
+  /** Each alert's firing and resolution, once, into the audit ledger (whatever its route or severity). */
+  async function appendToLedger(payload: WebhookPayload): Promise<void> {
+    const args: Array<string | number> = [];
+    for (const alert of payload.alerts) {
+      const all = { ...payload.commonLabels, ...alert.labels };
+      const startsAt = toEpochMs(alert.startsAt);
+      args.push(
+        alert.fingerprint,
+        `${alert.status}|${startsAt}`,
+        alert.status,
+        clip(all.alertname ?? "", 120),
+        clip(all[config.labels.service] ?? "", 120),
+        clip(all[config.labels.env] ?? "", 120),
+        clip(all[config.labels.severity] ?? "", 64),
+        startsAt,
+        alert.status === "resolved" ? toEpochMs(alert.endsAt) : 0,
+      );
+    }
+    // In slices, so a storm of thousands of alerts never makes one long script.
+    const slice = 9 * 500;
+    for (let i = 0; i < args.length; i += slice) {
+      await redis.shipbotAlertLedger(
+        alertKeys.ledger,
+        options.keys.audit,
+        auditMaxLength,
+        ttlSeconds,
+        ...args.slice(i, i + slice),
+      );
+    }
   }
 
   async function applyIncidents(payload: WebhookPayload): Promise<void> {

@@ -1,5 +1,6 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import { approvalFor, whyNotApprover } from "../core/approval-policy.ts";
+import { breakGlassApproval } from "../core/break-glass.ts";
 import { createCard } from "../core/card.ts";
 import type { Config } from "../core/config.ts";
 import { ShipbotError } from "../core/errors.ts";
@@ -55,7 +56,9 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
     const state = await deps.status.read(action.value);
     if (!state) return answer(false, "that approval request no longer exists");
     const data = state.data;
-    const policy = approvalFor(deps.config, data.env, data.kind);
+    const policy = data.breakGlass
+      ? breakGlassApproval(deps.config, data.env)
+      : approvalFor(deps.config, data.env, data.kind);
     if (!policy)
       return answer(
         false,

@@ -4,16 +4,17 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { approvalFor, describeApproval } from "../core/approval-policy.ts";
+import { breakGlassApproval } from "../core/break-glass.ts";
 import { type Card, createCard } from "../core/card.ts";
 import type { JobSpec, Query } from "../core/command-module.ts";
-import { type Config, resolveTarget } from "../core/config.ts";
-import { computeDora, type LedgerOperation } from "../core/dora.ts";
+import { type Config, failureWindowMinutes, resolveTarget } from "../core/config.ts";
+import { computeDora, renderDoraCard } from "../core/dora.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
 import type { ChatCommand } from "../core/model.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
+import { describeQueue } from "../core/queue-eta.ts";
 import { describeBatch } from "../core/render-batch-card.ts";
-import { describeJob } from "../core/render-job-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import {
@@ -31,6 +32,8 @@ import { createJobId } from "../queue/job-id.ts";
 import type { Keys } from "../queue/keys.ts";
 import { type OpsQueue, toJobData } from "../queue/ops-queue.ts";
 import { applyControl, listHolds } from "./apply-control.ts";
+import { describeFreezeInForce, recordBreakGlassRequest } from "./break-glass.ts";
+import { readDurations, readLedger } from "./read-ledger.ts";
 
 export interface CommandHandlerDeps {
   config: Config;
@@ -157,43 +160,20 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
 
   async function answer(query: Query): Promise<Card> {
     if (query.kind === "dora") {
-      const operations: LedgerOperation[] = [];
-      await audit.read(now() - query.days * 86_400_000, (entries) => {
-        for (const e of entries) {
-          if (e.type !== "job.succeeded" && e.type !== "job.failed") continue;
-          const f = e.fields;
-          if (!f.service || !f.env || !f.kind) continue;
-          operations.push({
-            at: Number(f.at ?? e.at),
-            kind: f.kind,
-            service: f.service,
-            env: f.env,
-            phase: e.type === "job.succeeded" ? "succeeded" : "failed",
-          });
-        }
-      });
-      const d = computeDora(
-        operations,
-        query.env === undefined ? { service: query.service } : { service: query.service, env: query.env },
-        now(),
-        query.days,
-        24 * 3_600_000,
+      const { operations, alerts } = await readLedger(audit, config, now() - query.days * 86_400_000);
+      const windowMinutes = failureWindowMinutes(config);
+      return renderDoraCard(
+        computeDora(
+          operations,
+          query.env === undefined ? { service: query.service } : { service: query.service, env: query.env },
+          now(),
+          query.days,
+          windowMinutes * 60_000,
+          alerts,
+        ),
+        query,
+        windowMinutes,
       );
-      const card = createCard(
-        "info",
-        `DORA for ${query.service}${query.env ? ` in ${query.env}` : ""}, last ${query.days} days`,
-      );
-      card.lines.push(`Deployment frequency: ${d.deploys} deploys, ${d.deploysPerDay.toFixed(2)} a day`);
-      card.lines.push(
-        `Change failure rate: ${d.changeFailureRate === undefined ? "no deploys" : `${Math.round(d.changeFailureRate * 100)}% (${d.failedChanges} rolled back within a day)`}`,
-      );
-      card.lines.push(
-        `Time to restore (median): ${d.medianTimeToRestoreMs === undefined ? "no failed changes" : `${Math.round(d.medianTimeToRestoreMs / 60_000)} min`}`,
-      );
-      card.lines.push(
-        "Lead time for changes: not yet recorded (needs commit times from GitHub in the ledger)",
-      );
-      return card;
     }
     if (query.kind === "history") {
       const entries = await status.history(query.service, query.env, 20);
@@ -217,7 +197,8 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       const holds = await listHolds(deps.redis, deps.keys, now());
       card.lines.push(...holds.filter((h) => query.env === undefined || h.includes(` ${query.env} `)));
       if (states.length === 0) card.lines.push("Nothing running or waiting.");
-      for (const s of states) card.lines.push(`${s.jobId} · ${describeJob(s.data)} · ${s.text}`);
+      const durations = await readDurations(deps.redis, deps.keys, states);
+      for (const line of describeQueue(states, durations, now())) card.lines.push(line);
       return card;
     }
     const svc = config.services[query.service];
@@ -320,7 +301,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         const checked = new Set<string>();
         for (const spec of result.jobs) {
           // A fan-out shares one environment: check it once, not once per target.
-          if (spec.kind === "rollback" || checked.has(spec.target.env)) continue;
+          if (spec.kind === "rollback" || spec.breakGlass || checked.has(spec.target.env)) continue;
           checked.add(spec.target.env);
           const frozen = activeFreeze(config, spec.target.env, now());
           if (frozen)
@@ -331,7 +312,19 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         }
         // Operations that need approval become requests with Approve/Reject on their card; the rest
         // are queued now. Ids keep the command's index either way, so a redelivery maps to the same.
-        const needsApproval = result.jobs.map((spec) => approvalFor(config, spec.target.env, spec.kind));
+        // A break-glass deploy needs the environment's break-glass approval instead, and a freeze to pass.
+        const needsApproval = result.jobs.map((spec) =>
+          spec.breakGlass
+            ? breakGlassApproval(config, spec.target.env)
+            : approvalFor(config, spec.target.env, spec.kind),
+        );
+        const freezes = await Promise.all(
+          result.jobs.map((spec) =>
+            spec.breakGlass
+              ? describeFreezeInForce(deps.redis, deps.keys, config, spec.target.env, now())
+              : undefined,
+          ),
+        );
         if (needsApproval.some((p) => p !== undefined)) {
           const jobIds: string[] = [];
           for (const [index, spec] of result.jobs.entries()) {
@@ -346,17 +339,21 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
             }
             if (policy) {
               const expiresAt = now() + policy.expiresAfterMinutes * 60_000;
-              await deps.approvals.request({
+              const glass = spec.breakGlass ? ` · 🚨 break-glass: ${spec.breakGlass.reason}` : "";
+              const created = await deps.approvals.request({
                 jobId,
                 data: JSON.stringify(data),
                 need: policy.required,
                 expiresAt,
-                text: `${describeApproval(policy, command.user.name, expiresAt)}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}${preview}`,
+                text: `${describeApproval(policy, command.user.name, expiresAt)}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}${preview}${glass}`,
                 requester: command.user.id,
                 kind: spec.kind,
                 service: spec.target.service,
                 env: spec.target.env,
               });
+              const freeze = freezes[index];
+              if (created && freeze !== undefined)
+                await recordBreakGlassRequest(deps, jobId, spec, command.user, freeze, now());
             } else {
               await ops.enqueueData(jobId, data);
             }

@@ -19,6 +19,7 @@ import type { ExecutorPort } from "../executors/port.ts";
 import type { GitHubClient } from "../github/index.ts";
 import type { ChatPorts } from "../notify/chat-port.ts";
 import { createBatchCardSource } from "../notify/create-batch-card-source.ts";
+import { createBreakGlassCardSource } from "../notify/create-break-glass-cards.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
 import { type CardSource, createNotifier } from "../notify/create-notifier.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
@@ -155,6 +156,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           ...(options.cardSources ?? []),
           alertCards,
           createBatchCardSource({ redis: workerRedis, keys }),
+          createBreakGlassCardSource({ redis: workerRedis, keys, config }),
         ],
         ...(options.tracing ? { tracer: options.tracing.tracer } : {}),
       });

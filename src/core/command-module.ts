@@ -11,6 +11,8 @@ export interface JobSpec {
   version?: string;
   /** deploy: past red checks; only where the environment's approval policy allows it. */
   force?: true;
+  /** deploy: during a freeze, with this reason (needs the environment's break-glass approval). */
+  breakGlass?: { reason: string };
   revision?: number;
   replicas?: number;
 }

@@ -151,9 +151,33 @@ const approvalPolicy = z.strictObject({
   allowForce: z.boolean().default(false),
 });
 
+const channelRef = z.strictObject({
+  platform: z.enum(["slack", "teams", "shell"]),
+  /** Slack channel id (C…), Teams conversation id, or a shell session name. */
+  channel: z.string().min(1).max(256),
+});
+
+/**
+ * Break-glass: a deploy during a freeze (scheduled or ad hoc), asked for with `--break-glass <reason>`.
+ * It always needs this approval, and every use is posted to `auditChannel` and kept in the ledger.
+ */
+const breakGlassPolicy = z.strictObject({
+  required: z.int().min(1).max(10).default(1),
+  from: z.array(shortName).min(1, "name the roles whose holders may approve a break-glass deploy"),
+  forbidRequester: z.boolean().default(true),
+  expiresAfterMinutes: z
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(30),
+  auditChannel: channelRef,
+});
+
 const environment = z.strictObject({
   description: z.string().max(200).optional(),
   approval: approvalPolicy.optional(),
+  /** Absent: no deploy runs during a freeze (`--break-glass` is refused). */
+  breakGlass: breakGlassPolicy.optional(),
   /** Position in lists and help; lower first. */
   order: z.int().optional(),
   /** Recurring freeze windows: deploys and scaling wait, rollbacks run. */
@@ -212,12 +236,6 @@ const labelMatcher = z.union([
   }),
 ]);
 
-const channelRef = z.strictObject({
-  platform: z.enum(["slack", "teams", "shell"]),
-  /** Slack channel id (C…), Teams conversation id, or a shell session name. */
-  channel: z.string().min(1).max(256),
-});
-
 /** Alert routing, correlation and incident mode (src/alerts); the same shape as src/alerts/alerts-config.ts. */
 export const alertsConfigSchema = z.strictObject({
   /** Every route whose labels all match sends the group to its channels; none matching: `default`. */
@@ -275,6 +293,23 @@ export const alertsConfigSchema = z.strictObject({
   updateDelayMs: z.int().min(0).max(60_000).default(2_000),
 });
 
+const doraSettings = z.strictObject({
+  /**
+   * A deploy failed when its target was rolled back, or a critical alert (the incident severity) of
+   * its service×environment fired, this long after it and before the next deploy.
+   */
+  failureWindowMinutes: z
+    .int()
+    .min(1)
+    .max(30 * 24 * 60)
+    .default(24 * 60),
+});
+
+/** Minutes after a deploy in which a rollback or a critical alert counts it as failed. */
+export function failureWindowMinutes(config: Pick<Config, "dora">): number {
+  return config.dora?.failureWindowMinutes ?? 24 * 60;
+}
+
 export const configSchema = z
   .strictObject({
     /** Key prefix in Redis; change it to run two shipbots on one Redis. */
@@ -288,6 +323,8 @@ export const configSchema = z
     roles: z.record(shortName, role),
     /** Absent: alerts go nowhere (the webhook still answers) and no target enters incident mode. */
     alerts: alertsConfigSchema.optional(),
+    /** How `dora` decides that a change failed (absent: the defaults). */
+    dora: doraSettings.optional(),
   })
   .superRefine((config, ctx) => {
     const envs = new Set(Object.keys(config.environments));
@@ -303,6 +340,15 @@ export const configSchema = z
       }
     }
     for (const [name, env] of Object.entries(config.environments)) {
+      env.breakGlass?.from.forEach((roleName, i) => {
+        if (!Object.hasOwn(config.roles, roleName)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["environments", name, "breakGlass", "from", i],
+            message: `role "${roleName}" is not declared under roles`,
+          });
+        }
+      });
       const policy = env.approval;
       if (!policy) continue;
       policy.from.forEach((roleName, i) => {
@@ -348,6 +394,9 @@ export type Config = z.infer<typeof configSchema>;
 export type ServiceConfig = Config["services"][string];
 export type RoleConfig = Config["roles"][string];
 export type ApprovalPolicy = z.infer<typeof approvalPolicy>;
+/** Parses an approval policy, filling in defaults (break-glass requests reuse the approval machinery). */
+export const approvalPolicySchema = approvalPolicy;
+export type BreakGlassPolicy = z.infer<typeof breakGlassPolicy>;
 
 /** Where one service runs in one environment, with defaults filled in. */
 export interface ResolvedTarget {

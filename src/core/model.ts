@@ -54,6 +54,11 @@ export const jobDataSchema = z.strictObject({
     .optional(),
   /** deploy: go ahead although required checks are not green (only where policy allows; always approved). */
   force: z.literal(true).optional(),
+  /**
+   * deploy: asked for with `--break-glass <reason>` to run during a freeze. The acquire script lets it
+   * past the freeze only once it was approved under the environment's break-glass policy.
+   */
+  breakGlass: z.strictObject({ reason: z.string().min(1).max(300) }).optional(),
   /** rollback: the revision to return to (omitted: the previous one). */
   revision: z.int().min(1).max(1_000_000).optional(),
   /** scale: the replica count. */

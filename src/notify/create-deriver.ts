@@ -2,6 +2,7 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { auditMaxLength } from "../audit/audit-log.ts";
+import { toBreakGlassCardId } from "../core/break-glass.ts";
 import type { Keys } from "../queue/keys.ts";
 import { wakeJob } from "../queue/ops-queue.ts";
 import { stateTtlMs } from "./status-store.ts";
@@ -21,29 +22,60 @@ import { interimCardDelayMs, transitionLua } from "./transition-lua.ts";
  */
 const addedScript = `${transitionLua}
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-return transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', nowMs(), ${interimCardDelayMs}, ARGV[2], ARGV[3], {}, {})
+local now = nowMs()
+local seq, meta = transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', now, ${interimCardDelayMs}, ARGV[2], ARGV[3], {}, {})
+-- An approved break-glass request is now queued: into the ledger, and its post to the audit channel.
+if seq > 0 then
+  local approvedBy = redis.call('HGET', KEYS[1], 'approvedBy')
+  local raw = redis.call('HGET', KEYS[1], 'data') or ''
+  if approvedBy and string.find(raw, '"breakGlass"', 1, true) then
+    local ok, d = pcall(cjson.decode, raw)
+    if ok and type(d) == 'table' and type(d.breakGlass) == 'table' then
+      auditAppend(KEYS[3], ARGV[2], { 'type', 'breakglass.approved', 'at', tostring(now), 'job', ARGV[1],
+        'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '',
+        'approvedBy', approvedBy, 'reason', tostring(d.breakGlass.reason) })
+      redis.call('ZADD', KEYS[4], now, ARGV[4])
+    end
+  end
+end
+return seq
 `;
 
 const finishedScript = `${transitionLua}
 local state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobId, event, value, auditMax, ttl, historyPrefix, leasePrefix, linePrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local durationsPrefix, breakGlassCard = ARGV[9], ARGV[10]
 local now = nowMs()
 local phase, text, sets = 'failed', 'Failed: ' .. value, { 'finishedAt', tostring(now) }
+local finishedAt = now
+-- The commit's time, when GitHub named it: the ledger's lead time for changes starts there.
+local extra = {}
 if event == 'completed' then
   local ok, rv = pcall(cjson.decode, value)
   if ok and type(rv) == 'table' and terminal[rv.phase] then
     phase, text = rv.phase, tostring(rv.text or rv.phase)
-    sets = { 'finishedAt', tostring(rv.finishedAt or now) }
+    finishedAt = tonumber(rv.finishedAt) or now
+    sets = { 'finishedAt', tostring(finishedAt) }
     if rv.fromImage then table.insert(sets, 'fromImage'); table.insert(sets, tostring(rv.fromImage)) end
     if rv.toImage then table.insert(sets, 'toImage'); table.insert(sets, tostring(rv.toImage)) end
+    if rv.sha and rv.committedAt then extra = { 'sha', tostring(rv.sha), 'committedAt', tostring(rv.committedAt) } end
   else
     phase, text = 'succeeded', 'Done'
   end
 end
-local seq, meta = transition(state, bullJob, audit, cards, jobId, phase, text, now, 0, auditMax, ttl, sets, { 'position' })
+local seq, meta = transition(state, bullJob, audit, cards, jobId, phase, text, now, 0, auditMax, ttl, sets, { 'position' }, extra)
 if seq > 0 and (phase == 'succeeded' or phase == 'failed') then
   recordHistory(historyPrefix, meta, jobId, phase, redis.call('HGET', state, 'toImage'), now)
+  -- How long it held the target: the queue's ETAs come from the last 20 of these.
+  local started = tonumber(redis.call('HGET', state, 'startedAt') or '')
+  if started and meta[2] and meta[2] ~= '' then
+    local key = durationsPrefix .. meta[2] .. ':' .. meta[3]
+    redis.call('LPUSH', key, (meta[1] or '') .. ':' .. math.max(0, finishedAt - started))
+    redis.call('LTRIM', key, 0, 19)
+  end
 end
+-- A break-glass run's post in the audit channel shows how it ended (edited in place).
+if seq > 0 and redis.call('HEXISTS', state, 'breakGlassFreeze') == 1 then redis.call('ZADD', cards, now, breakGlassCard) end
 local svc, env = unpack(redis.call('HMGET', state, 'service', 'env'))
 if not svc then return false end
 local lease = leasePrefix .. svc .. ':' .. env
@@ -125,6 +157,8 @@ export function createDeriver(options: DeriverOptions): Deriver {
     keys.historyPrefix,
     keys.lease("", "").slice(0, -1),
     keys.line("", "").slice(0, -1),
+    keys.durationsPrefix,
+    toBreakGlassCardId("ran", jobId),
   ];
 
   /** Applies one batch of events in a single pipeline, acknowledges them, and wakes waiting jobs. */
@@ -142,7 +176,12 @@ export function createDeriver(options: DeriverOptions): Deriver {
       if (!jobId) continue;
       const shared = [keys.job(jobId), keys.bullJob(jobId), keys.audit, keys.cards, jobId];
       if (f.event === "added") {
-        (pipeline as unknown as DeriverPipeline).shipbotDeriveAdded(...shared, auditMaxLength, stateTtlMs);
+        (pipeline as unknown as DeriverPipeline).shipbotDeriveAdded(
+          ...shared,
+          auditMaxLength,
+          stateTtlMs,
+          toBreakGlassCardId("approved", jobId),
+        );
         scripts++;
       } else if (f.event === "completed" || f.event === "failed") {
         const value = f.event === "completed" ? (f.returnvalue ?? "") : (f.failedReason ?? "unknown failure");

@@ -48,8 +48,8 @@ local function nowMs()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- sets: flat list of field, value to set; dels: fields to remove.
-local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels)
+-- sets: flat list of field, value to set; dels: fields to remove; extra (optional): more audit fields.
+local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels, extra)
   local cur = redis.call('HGET', state, 'phase')
   if cur and terminal[cur] then return 0 end
   if phase == 'queued' and cur and cur ~= 'approved' then return 0 end
@@ -76,9 +76,11 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
   if #sets > 0 then redis.call('HSET', state, unpack(sets)) end
   if #dels > 0 then redis.call('HDEL', state, unpack(dels)) end
   redis.call('PEXPIRE', state, ttl)
-  auditAppend(audit, auditMax, { 'type', 'job.' .. phase, 'at', tostring(now), 'job', jobId,
+  local entry = { 'type', 'job.' .. phase, 'at', tostring(now), 'job', jobId,
     'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '', 'trace', meta[5] or '',
-    'text', text })
+    'text', text }
+  if extra then for _, v in ipairs(extra) do entry[#entry + 1] = v end end
+  auditAppend(audit, auditMax, entry)
   -- LT: an earlier render time wins, so a final state is never pushed back behind coalesced progress.
   if not (meta[7] and batchChange(cards, meta[7], cur, phase, text, meta[2] or '', now, cardDelay, ttl)) then
     redis.call('ZADD', cards, 'LT', now + cardDelay, jobId)

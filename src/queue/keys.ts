@@ -10,6 +10,9 @@ export interface Keys {
   line(service: string, env: string): string;
   fence(service: string, env: string): string;
   history(service: string, env: string): string;
+  /** List: "<kind>:<ms>" run times of the target's last finished operations, newest first (queue ETAs). */
+  durations(service: string, env: string): string;
+  durationsPrefix: string;
   /** Hash: job id → last time a waiting job looked at its line (ms). */
   lineSeen: string;
   /** Hash: job id → "cancelled|<by>" or "superseded|<job id>". */
@@ -60,6 +63,8 @@ export function createKeys(prefix: string): Keys {
     line: (service, env) => `${ops}:line:${service}:${env}`,
     fence: (service, env) => `${ops}:fence:${service}:${env}`,
     history: (service, env) => `${ops}:history:${service}:${env}`,
+    durations: (service, env) => `${ops}:durations:${service}:${env}`,
+    durationsPrefix: `${ops}:durations:`,
     lineSeen: `${ops}:line-seen`,
     marks: `${ops}:marks`,
     job: (jobId) => `${ops}:job:${jobId}`,

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { auditMaxLength } from "../audit/audit-log.ts";
+import { toBreakGlassCardId } from "../core/break-glass.ts";
 import { stateTtlMs } from "../notify/status-store.ts";
 import { interimCardDelayMs, transitionLua } from "../notify/transition-lua.ts";
 import type { Keys } from "./keys.ts";
@@ -19,10 +20,10 @@ import type { Keys } from "./keys.ts";
  */
 const acquireScript = `${transitionLua}
 local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local locks, freezes, incidents = KEYS[10], KEYS[11], KEYS[12]
+local locks, freezes, incidents, durations = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local jobId, member, score, staleMs, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local runningText, target, auditMax, ttl, bullPrefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local requester, service, env, scheduledFreeze = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local requester, service, env, scheduledFreeze, breakGlassCard = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
 
 local mark = redis.call('HGET', marks, jobId)
 if mark then
@@ -34,8 +35,18 @@ end
 
 local now = nowMs()
 
+-- A deploy asked for with --break-glass passes a freeze once approved under the break-glass policy: the
+-- payload the approvers saw (kept in the state hash by the approval request) carries the flag, and only
+-- an approval decision sets approvedBy. Read only while a freeze is in force.
+local function approvedBreakGlass()
+  if kind ~= 'deploy' or not redis.call('HGET', state, 'approvedBy') then return false end
+  local ok, d = pcall(cjson.decode, redis.call('HGET', state, 'data') or '')
+  return ok and type(d) == 'table' and type(d.breakGlass) == 'table'
+end
+
 -- Guards checked where the job runs: a lock held by someone else, or a freeze (rollbacks pass freezes).
 local blocked = false
+local passedFreeze = false
 local lock = redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env)
 if lock then
   local ok, l = pcall(cjson.decode, lock)
@@ -44,14 +55,19 @@ if lock then
   end
 end
 if not blocked and kind ~= 'rollback' then
+  local freeze = false
   local frozen = redis.call('HGET', freezes, env)
   if frozen then
     local ok, f = pcall(cjson.decode, frozen)
     if ok and type(f) == 'table' and (f['until'] == nil or tonumber(f['until']) > now) then
-      blocked = env .. ' is frozen by ' .. tostring(f.by) .. (f.reason and (': ' .. tostring(f.reason)) or '')
+      freeze = env .. ' is frozen by ' .. tostring(f.by) .. (f.reason and (': ' .. tostring(f.reason)) or '')
     elseif ok then
       redis.call('HDEL', freezes, env)
     end
+  end
+  if not freeze and scheduledFreeze ~= '' then freeze = scheduledFreeze end
+  if freeze then
+    if approvedBreakGlass() then passedFreeze = freeze else blocked = freeze end
   end
   if not blocked then
     -- A firing severe alert makes its target rollback-only until it resolves (set by src/alerts).
@@ -62,7 +78,6 @@ if not blocked and kind ~= 'rollback' then
       blocked = target .. ' is in incident mode (' .. what .. '): only rollbacks run'
     end
   end
-  if not blocked and scheduledFreeze ~= '' then blocked = scheduledFreeze end
 end
 if blocked then
   -- Blocked jobs stay out of the line so they hold up nobody (the lock holder may still deploy);
@@ -76,9 +91,11 @@ end
 local holder = redis.call('GET', lease)
 local holderId = holder and string.match(holder, '^([^|]+)|') or false
 local busy = false
+local running = false
 if holderId and holderId ~= jobId then
   if redis.call('EXISTS', bullPrefix .. holderId .. ':lock') == 1 then
     busy = true
+    running = holderId
   else
     redis.call('DEL', lease)
     holderId = false
@@ -111,8 +128,16 @@ if not busy then
   local firstFence = redis.call('HGET', state, 'firstFence')
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
+  local sets = { 'startedAt', tostring(now), 'fence', tostring(fence) }
+  if passedFreeze then
+    -- Break-glass: the ledger says which freeze it passed; the audit channel gets its post.
+    table.insert(sets, 'breakGlassFreeze'); table.insert(sets, passedFreeze)
+    auditAppend(audit, auditMax, { 'type', 'breakglass.ran', 'at', tostring(now), 'job', jobId, 'kind', kind,
+      'service', service, 'env', env, 'actor', requester, 'freeze', passedFreeze })
+    redis.call('ZADD', cards, now, breakGlassCard)
+  end
   transition(state, bullJob, audit, cards, jobId, 'running', runningText, now, ${interimCardDelayMs}, auditMax, ttl,
-    { 'startedAt', tostring(now), 'fence', tostring(fence) }, { 'position' })
+    sets, { 'position' })
   return {'acquired', tostring(fence), tostring(firstFence)}
 end
 
@@ -137,7 +162,24 @@ redis.call('ZADD', line, score, member)
 redis.call('HSET', seen, jobId, now)
 local position = redis.call('ZRANK', line, member) + 1
 local behind = holderId and (' (behind ' .. holderId .. ')') or ''
-transition(state, bullJob, audit, cards, jobId, 'waiting', 'Waiting · position ' .. position .. ' for ' .. target .. behind,
+-- Expected start from the target's recent run times (median): what the running job has left, plus one
+-- run per job ahead in the line. Shown as a clock time, so the card changes only when the estimate does.
+local eta = ''
+local recent = redis.call('LRANGE', durations, 0, -1)
+if #recent > 0 then
+  local values = {}
+  for _, d in ipairs(recent) do values[#values + 1] = tonumber(string.match(d, '(%d+)$')) or 0 end
+  table.sort(values)
+  local typical = values[math.floor((#values + 1) / 2)]
+  local startAt = now + (position - 1) * typical
+  if running then
+    local started = tonumber(redis.call('HGET', string.gsub(state, '[^:]+$', running), 'startedAt') or '')
+    startAt = startAt + math.max(0, (started or now) + typical - now)
+  end
+  local minute = math.ceil(startAt / 60000)
+  eta = string.format(' · expected to start around %02d:%02d UTC', math.floor(minute / 60) % 24, minute % 60)
+end
+transition(state, bullJob, audit, cards, jobId, 'waiting', 'Waiting · position ' .. position .. ' for ' .. target .. behind .. eta,
   now, 0, auditMax, ttl, { 'position', tostring(position) }, {})
 local reply = {'busy', holderId or '', tostring(position)}
 for _, id in ipairs(superseded) do table.insert(reply, id) end
@@ -207,7 +249,7 @@ export function lineScore(request: LeaseRequest): number {
 export function createLeases(redis: Redis, keys: Keys): Leases {
   const r = redis as ScriptRedis;
   if (typeof r.shipbotAcquire !== "function") {
-    redis.defineCommand("shipbotAcquire", { numberOfKeys: 12, lua: acquireScript });
+    redis.defineCommand("shipbotAcquire", { numberOfKeys: 13, lua: acquireScript });
     redis.defineCommand("shipbotCancel", { numberOfKeys: 6, lua: cancelScript });
   }
   return {
@@ -225,6 +267,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         keys.locks,
         keys.freezes,
         keys.incidents,
+        keys.durations(request.service, request.env),
         request.jobId,
         lineMember(request),
         lineScore(request),
@@ -240,6 +283,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         request.service,
         request.env,
         scheduledFreeze ?? "",
+        toBreakGlassCardId("ran", request.jobId),
       );
       const [status, a = "", b = "0", ...rest] = reply;
       if (status === "acquired") return { status, fence: Number(a), firstFence: Number(b) };

@@ -99,6 +99,7 @@ export function toJobData(spec: JobSpec, command: ChatCommand, traceId: string):
     env: spec.target.env,
     ...(spec.version === undefined ? {} : { version: spec.version }),
     ...(spec.force === true ? { force: true as const } : {}),
+    ...(spec.breakGlass === undefined ? {} : { breakGlass: spec.breakGlass }),
     ...(spec.revision === undefined ? {} : { revision: spec.revision }),
     ...(spec.replicas === undefined ? {} : { replicas: spec.replicas }),
     requestedBy: { id: command.user.id, name: command.user.name },

@@ -53,6 +53,15 @@ export interface OpOutcome {
   fromImage?: string;
   toImage?: string;
   finishedAt: number;
+  /** deploy with GitHub: the commit and when it was committed (ms), for the ledger's lead time. */
+  sha?: string;
+  committedAt?: number;
+}
+
+/** What GitHub said about the commit a deploy shipped, carried to the job's return value. */
+interface DeployedCommit {
+  sha?: string;
+  committedAt?: number;
 }
 
 const verbs: Record<JobData["kind"], string> = {
@@ -90,6 +99,7 @@ async function execute(
   github:
     | { client: GitHubClient; settings: NonNullable<Config["services"][string]["github"]>; log: Logger }
     | undefined,
+  commit: DeployedCommit = {},
 ): Promise<ExecutionResult> {
   const where = { namespace: target.namespace, deployment: target.deployment, container: target.container };
   switch (data.kind) {
@@ -108,6 +118,9 @@ async function execute(
         force: data.force === true,
         signal: ctx.signal,
       });
+      commit.sha = resolved.sha;
+      const committedAt = Date.parse(resolved.committedAt);
+      if (Number.isFinite(committedAt)) commit.committedAt = committedAt;
       const image = `${target.image}:${resolved.imageTag}`;
       if (!github.settings.deployments) return executor.deploy(where, image, ctx);
       return recordDeployment(
@@ -226,6 +239,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     const startedAt = Date.now();
     const timeout = AbortSignal.timeout(rolloutTimeoutMs);
     let progressChain: Promise<unknown> = Promise.resolve();
+    const commit: DeployedCommit = {};
     try {
       const githubSettings = config.services[data.service]?.github;
       const github =
@@ -268,6 +282,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
               },
             },
             github,
+            commit,
           ),
       );
       await progressChain;
@@ -278,6 +293,9 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
         fromImage: result.previousImage,
         toImage: result.image,
         finishedAt,
+        ...(commit.sha && commit.committedAt !== undefined
+          ? { sha: commit.sha, committedAt: commit.committedAt }
+          : {}),
       };
     } catch (caught) {
       await progressChain;

@@ -5,7 +5,7 @@ import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
 import type { Card } from "../../src/core/card.ts";
 import type { Config } from "../../src/core/config.ts";
-import type { JobState } from "../../src/core/model.ts";
+import type { Conversation, JobState } from "../../src/core/model.ts";
 import { terminalPhases } from "../../src/core/model.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
 import type { GitHubClient } from "../../src/github/index.ts";
@@ -19,6 +19,8 @@ export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export interface RecordedCard {
   ref: string;
   versions: Card[];
+  /** Where it was posted. */
+  conversation?: Conversation;
 }
 
 /** A chat platform that remembers every post and edit, in order. */
@@ -29,9 +31,9 @@ export function createRecordingChat(): ChatPort & { cards: Map<string, RecordedC
   return {
     cards,
     log,
-    async post(_conversation, card) {
+    async post(conversation, card) {
       const ref = `m${next++}`;
-      cards.set(ref, { ref, versions: [card] });
+      cards.set(ref, { ref, versions: [card], conversation });
       log.push(`post ${ref} ${card.lines[0]}`);
       return ref;
     },

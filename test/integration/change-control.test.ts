@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
+import { type Config, configSchema } from "../../src/core/config.ts";
 import { activeFreeze } from "../../src/core/freeze-windows.ts";
 import { chatCommand, demoUser, loadExampleConfig, sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
@@ -163,5 +165,215 @@ describe("locks and freezes", () => {
     expect(deploy.jobIds).toEqual([]);
     const rollback = await t.runtime.handle(chatCommand("/rollback api production", sreUser));
     expect(rollback.jobIds).toHaveLength(1);
+  });
+});
+
+describe("break-glass during a freeze", () => {
+  const auditChannel = { platform: "shell" as const, channel: "audit" };
+  const sre2 = { id: "slack:U0SRE00002", name: "sre-2", groups: ["slack:S0SRE"] };
+  /** Staging with a break-glass policy: one approval from `sre`, posted to the shell session "audit". */
+  function breakGlassConfig(freezes: Config["environments"][string]["freezes"] = []) {
+    const base = testConfig();
+    return {
+      ...base,
+      environments: {
+        ...base.environments,
+        staging: {
+          ...base.environments.staging,
+          freezes,
+          breakGlass: {
+            required: 1,
+            from: ["sre"],
+            forbidRequester: true,
+            expiresAfterMinutes: 30,
+            auditChannel,
+          },
+        },
+      },
+    };
+  }
+  const approve = (jobId: string, user = sreUser) =>
+    t?.runtime.handleAction({
+      id: `click-${jobId}`,
+      user,
+      conversation: { platform: "shell", channel: "test" },
+      action: "approve",
+      value: jobId,
+      receivedAt: Date.now(),
+    });
+  /** Titles of the cards posted to the audit channel, once `count` of them are there. */
+  async function auditPosts(count: number): Promise<string[]> {
+    for (let i = 0; i < 400; i++) {
+      const posts = [...(t?.chat.cards.values() ?? [])].filter(
+        (c) => c.conversation?.channel === auditChannel.channel,
+      );
+      if (posts.length >= count) return posts.map((c) => c.versions.at(-1)?.title ?? "");
+      await sleep(25);
+    }
+    throw new Error(`the audit channel did not get ${count} posts`);
+  }
+
+  it("is a config error when its roles are not declared or its audit channel is missing", () => {
+    const config = breakGlassConfig();
+    const staging = config.environments.staging;
+    const withPolicy = (breakGlass: unknown) =>
+      configSchema.safeParse({
+        ...config,
+        environments: { ...config.environments, staging: { ...staging, breakGlass } },
+      });
+    const unknownRole = withPolicy({ from: ["nobody"], auditChannel });
+    expect(unknownRole.error?.issues[0]?.message).toBe('role "nobody" is not declared under roles');
+    expect(withPolicy({ from: ["sre"] }).success).toBe(false);
+    expect(withPolicy({ from: ["sre"], required: 0, auditChannel }).success).toBe(false);
+    expect(withPolicy({ from: ["sre"], auditChannel }).success).toBe(true);
+  });
+
+  it("is refused without a policy, without a reason, and outside a freeze", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    const noPolicy = await t.runtime.handle(chatCommand('/deploy api staging v2 --break-glass "db is down"'));
+    expect(noPolicy.error?.message).toBe(
+      "break-glass is not configured for staging: deploys wait for its freeze to end (rollbacks still run)",
+    );
+    expect(noPolicy.jobIds).toEqual([]);
+    await t.close();
+    t = await startTestRuntime({
+      executor: createGatedExecutor().executor,
+      config: breakGlassConfig(),
+      work: false,
+      notify: false,
+    });
+    const noReason = await t.runtime.handle(chatCommand("/deploy api staging v2 --break-glass"));
+    expect(noReason.error?.message).toBe(
+      '--break-glass needs a reason: --break-glass "why this cannot wait"',
+    );
+    const notFrozen = await t.runtime.handle(
+      chatCommand('/deploy api staging v2 --break-glass "db is down"'),
+    );
+    expect(notFrozen.error?.message).toBe(
+      "staging is not frozen: deploy without --break-glass (it follows staging's usual approval)",
+    );
+    expect(await t.runtime.ops.list()).toEqual([]);
+  });
+
+  it("runs an approved break-glass deploy through an ad hoc freeze, posts each step to the audit channel, and keeps a normal deploy waiting", async () => {
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({ executor: gated.executor, config: breakGlassConfig() });
+    await t.runtime.handle(chatCommand("/freeze staging 2h release train", sreUser));
+    const normal = await t.runtime.handle(chatCommand("/deploy web staging v7"));
+    expect((await t.waitForPhase(normal.jobIds[0] as string, ["waiting"])).text).toBe(
+      "Waiting · staging is frozen by sre-1: release train",
+    );
+
+    const asked = await t.runtime.handle(
+      chatCommand('/deploy api staging v2 --break-glass "checkout is down, fix must ship"'),
+    );
+    const jobId = asked.jobIds[0] as string;
+    const pending = await t.waitForPhase(jobId, ["pending-approval"]);
+    expect(pending.text).toMatch(/^Needs 1 approval from sre \(not demo\) · expires \d{2}:\d{2} UTC/);
+    expect(pending.text).toContain("🚨 break-glass: checkout is down, fix must ship");
+    expect(await auditPosts(1)).toEqual(["🚨 Break-glass requested · 🚀 api → staging · v2"]);
+    expect(gated.calls).toHaveLength(0);
+
+    // The requester cannot approve it; someone holding `sre` can.
+    const own = await approve(jobId, { ...demoUser });
+    expect(own?.ok).toBe(false);
+    expect((await approve(jobId))?.ok).toBe(true);
+    const [call] = await gated.started(1);
+    expect(call?.arg).toBe("ghcr.io/acme/api:v2");
+    call?.finish();
+    const done = await t.waitForPhase(jobId, ["succeeded"]);
+    expect(done.approvedBy).toBe("sre-1");
+
+    expect(await auditPosts(3)).toEqual([
+      "🚨 Break-glass requested · 🚀 api → staging · v2",
+      "🚨 Break-glass approved · 🚀 api → staging · v2",
+      "🚨 Break-glass deploy ran · 🚀 api → staging · v2",
+    ]);
+    // The ran post is edited in place until it shows how the deploy ended.
+    const ran = [...t.chat.cards.values()].find((c) => c.versions[0]?.title.includes("deploy ran"));
+    for (let i = 0; i < 200 && !ran?.versions.at(-1)?.lines[0]?.startsWith("Deployed"); i++) await sleep(25);
+    expect(ran?.versions.at(-1)?.lines).toEqual([
+      expect.stringMatching(/^Deployed ghcr\.io\/acme\/api:v2 in \d+s$/),
+      "Passed: staging is frozen by sre-1: release train",
+      "Requested by demo: checkout is down, fix must ship",
+    ]);
+
+    // The ledger has every step, with the reason and the freeze it passed.
+    const ledger = (await t.runtime.audit.recent(200)).filter((e) => e.type.startsWith("breakglass."));
+    expect(ledger.map((e) => e.type).reverse()).toEqual([
+      "breakglass.requested",
+      "breakglass.approved",
+      "breakglass.ran",
+    ]);
+    expect(ledger.find((e) => e.type === "breakglass.requested")?.fields).toMatchObject({
+      actor: "shell:demo",
+      job: jobId,
+      reason: "checkout is down, fix must ship",
+      freeze: "staging is frozen by sre-1: release train",
+    });
+    expect(ledger.find((e) => e.type === "breakglass.approved")?.fields).toMatchObject({
+      job: jobId,
+      approvedBy: "sre-1",
+    });
+    expect(ledger.find((e) => e.type === "breakglass.ran")?.fields).toMatchObject({
+      job: jobId,
+      freeze: "staging is frozen by sre-1: release train",
+    });
+
+    // The normal deploy is still held by the freeze.
+    const still = await t.runtime.status.read(normal.jobIds[0] as string);
+    expect(still?.phase).toBe("waiting");
+    expect(gated.calls).toHaveLength(1);
+    expect((await t.runtime.audit.verify()).ok).toBe(true);
+  });
+
+  it("passes a scheduled freeze window once approved, where a normal deploy is refused", async () => {
+    // Two windows that together cover every minute of the week.
+    const everyDay = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as Array<"mon">;
+    const windows = [
+      { name: "quiet", timezone: "UTC", days: everyDay, start: "00:00", end: "12:00" },
+      { name: "quiet", timezone: "UTC", days: everyDay, start: "12:00", end: "00:00" },
+    ];
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({ executor: gated.executor, config: breakGlassConfig(windows) });
+    const normal = await t.runtime.handle(chatCommand("/deploy api staging v2"));
+    expect(normal.error?.message).toMatch(
+      /^staging is in the freeze window "quiet" until .*; only rollbacks run$/,
+    );
+
+    const asked = await t.runtime.handle(chatCommand('/deploy api staging v3 --break-glass "security fix"'));
+    const jobId = asked.jobIds[0] as string;
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    await approve(jobId, sre2);
+    const [call] = await gated.started(1);
+    expect(call?.arg).toBe("ghcr.io/acme/api:v3");
+    call?.finish();
+    await t.waitForPhase(jobId, ["succeeded"]);
+    const ran = (await t.runtime.audit.recent(100)).find((e) => e.type === "breakglass.ran");
+    expect(ran?.fields.freeze).toMatch(/^staging is in the freeze window "quiet" until /);
+  });
+
+  it("does not let a deploy past a freeze on the strength of the flag alone", async () => {
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({ executor: gated.executor, config: breakGlassConfig() });
+    await t.runtime.handle(chatCommand("/freeze staging 2h", sreUser));
+    // A job whose payload claims break-glass but that was never approved (written to the queue directly).
+    const data = {
+      kind: "deploy" as const,
+      service: "api",
+      env: "staging",
+      version: "v9",
+      breakGlass: { reason: "trust me" },
+      requestedBy: { id: "shell:demo", name: "demo" },
+      conversation: { platform: "shell" as const, channel: "test" },
+      commandId: "forged",
+      requestedAt: Date.now(),
+      traceId: "forged",
+    };
+    await t.runtime.ops.enqueueData("jforged001", data);
+    expect((await t.waitForPhase("jforged001", ["waiting"])).text).toBe(
+      "Waiting · staging is frozen by sre-1",
+    );
+    expect(gated.calls).toHaveLength(0);
   });
 });

@@ -192,3 +192,64 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     }
   });
 });
+
+describe("queue ETAs from the target's recent run times", () => {
+  it("shows position and expected start of waiting jobs and the time left of the running one", async () => {
+    const { gated, t } = await start();
+    const durations = t.runtime.keys.durations("api", "staging");
+    // Recent runs of api in staging took 4 minutes each.
+    await t.runtime.redis.lpush(durations, "deploy:240000", "scale:240000", "deploy:240000");
+    const a = await submit(t, "/deploy api staging v2");
+    await gated.started(1);
+    const b = await submit(t, "/scale api staging 3");
+    const bWaiting = await t.waitForPhase(b, ["waiting"]);
+    const c = await submit(t, "/scale api staging 4");
+    const cWaiting = await t.waitForPhase(c, ["waiting"]);
+
+    const startedAt = (await t.runtime.status.read(a))?.startedAt ?? 0;
+    const clock = (ms: number) => {
+      const minute = Math.ceil(ms / 60_000);
+      return `${String(Math.floor(minute / 60) % 24).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
+    };
+    expect(bWaiting.text).toBe(
+      `Waiting · position 1 for api/staging (behind ${a}) · expected to start around ${clock(startedAt + 240_000)} UTC`,
+    );
+    expect(cWaiting.text).toBe(
+      `Waiting · position 2 for api/staging (behind ${a}) · expected to start around ${clock(startedAt + 480_000)} UTC`,
+    );
+
+    const queue = await t.runtime.handle(chatCommand("/queue staging"));
+    expect(queue.card?.lines).toEqual([
+      `${a} · 🚀 api → staging · v2 · Rolling out · about 4 min left`,
+      `${b} · ⚖ scale api in staging to 3 · waiting, position 1 · starts in about 4 min`,
+      `${c} · ⚖ scale api in staging to 4 · waiting, position 2 · starts in about 8 min`,
+    ]);
+
+    gated.calls[0]?.finish();
+    await t.waitForPhase(a, ["succeeded"]);
+    // The finished deploy's run time joins the target's recent runs.
+    for (let i = 0; i < 200 && (await t.runtime.redis.llen(durations)) < 4; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    const [newest] = await t.runtime.redis.lrange(durations, 0, 0);
+    expect(newest).toMatch(/^deploy:\d+$/);
+    (await gated.started(2))[1]?.finish();
+    (await gated.started(3))[2]?.finish();
+    await t.waitForPhase(c, ["succeeded"]);
+  });
+
+  it("says when there is nothing to estimate from", async () => {
+    const { gated, t } = await start();
+    const a = await submit(t, "/deploy api staging v2");
+    await gated.started(1);
+    const b = await submit(t, "/scale api staging 3");
+    await t.waitForPhase(b, ["waiting"]);
+    const queue = await t.runtime.handle(chatCommand("/queue"));
+    expect(queue.card?.lines).toEqual([
+      `${a} · 🚀 api → staging · v2 · Rolling out · no recent runs to estimate from`,
+      `${b} · ⚖ scale api in staging to 3 · waiting, position 1 · no ETA (no recent runs of this target)`,
+    ]);
+    gated.calls[0]?.finish();
+    (await gated.started(2))[1]?.finish();
+    await t.waitForPhase(b, ["succeeded"]);
+  });
+});

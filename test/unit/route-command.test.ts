@@ -60,7 +60,9 @@ describe("routeCommand", () => {
     const missing = refusal("/deploy api staging");
     expect(missing.code).toBe("usage");
     expect(missing.message).toBe("missing <version>");
-    expect(missing.hint).toBe("usage: deploy <service>[,<service>…|*] <env> <version> [--dry-run] [--force]");
+    expect(missing.hint).toBe(
+      'usage: deploy <service>[,<service>…|*] <env> <version> [--dry-run] [--force] [--break-glass "reason"]',
+    );
     expect(refusal("/deploy api staging v2;rm").message).toMatch(/is not a valid version/);
     expect(refusal("/deploy API staging v2").message).toMatch(/is not a valid service/);
     expect(refusal("/deploy api staging v2 extra").message).toBe("too many arguments: `extra`");
