@@ -130,7 +130,7 @@ for _, jobId in ipairs(redis.call('ZRANGEBYSCORE', reminders, '-inf', now, 'LIMI
     local clock = math.floor(expiresAt / 60000) % 1440
     local text = (f[7] or '') .. ' · ⏰ Reminder: expires in ' .. minutes .. ' min (' ..
       string.format('%02d:%02d', math.floor(clock / 60), clock % 60) .. ' UTC); still needs ' .. left ..
-      ' more approval' .. (left == 1 and '' or 's') .. ' from ' .. table.concat(open, ' or ')
+      ' more approval' .. (left == 1 and '' or 's') .. (#open > 0 and (' from ' .. table.concat(open, ' or ')) or '')
     transition(state, state, audit, cards, jobId, 'pending-approval', text, now, 0, auditMax, ttl, { 'remindedAt', tostring(now) }, {})
     reminded[#reminded + 1] = jobId
   end
