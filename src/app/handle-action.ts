@@ -1,5 +1,12 @@
 import type { AuditLog } from "../audit/audit-log.ts";
-import { approvalFor, whyNotApprover } from "../core/approval-policy.ts";
+import {
+  approvalFor,
+  approverRoles,
+  describeRefusal,
+  forbidsCommitAuthors,
+  identitiesOf,
+  whyNotApprover,
+} from "../core/approval-policy.ts";
 import { breakGlassApproval } from "../core/break-glass.ts";
 import { createCard } from "../core/card.ts";
 import type { Config } from "../core/config.ts";
@@ -70,7 +77,21 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
       await deps.audit.append("approval.denied", { actor: action.user.id, job: action.value, reason: why });
       return answer(false, `not allowed: ${why}`, "forbidden");
     }
-    const result = await deps.approvals.decide(action.value, action.user, decision);
+    // The rules that depend on who already approved are decided in the script, atomically with the count.
+    const facts =
+      decision === "approve"
+        ? {
+            roles: policy.distinctGroups ? approverRoles(deps.config, policy, action.user) : [],
+            identities: identitiesOf(deps.config, action.user),
+            checkAuthors: forbidsCommitAuthors(deps.config, policy, data.kind, data.service),
+          }
+        : {};
+    const result = await deps.approvals.decide(action.value, action.user, decision, facts);
+    if (result.outcome === "refused") {
+      const reason = describeRefusal(policy, result);
+      await deps.audit.append("approval.denied", { actor: action.user.id, job: action.value, reason });
+      return answer(false, `not allowed: ${reason}`, "forbidden");
+    }
     // A click on a request that can no longer be decided is on the ledger too, as a denial.
     const refused = (reason: string) =>
       deps.audit.append("approval.denied", { actor: action.user.id, job: action.value, reason });

@@ -3,7 +3,13 @@ import type { Tracer } from "@opentelemetry/api";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.ts";
-import { approvalFor, describeApproval } from "../core/approval-policy.ts";
+import {
+  approvalFor,
+  describeApproval,
+  forbidsCommitAuthors,
+  reminderAt,
+  toIdentityKeys,
+} from "../core/approval-policy.ts";
 import { breakGlassApproval } from "../core/break-glass.ts";
 import { type Card, createCard } from "../core/card.ts";
 import type { JobSpec, Query } from "../core/command-module.ts";
@@ -18,9 +24,11 @@ import { describeBatch } from "../core/render-batch-card.ts";
 import { type CommandRegistry, routeCommand } from "../core/route-command.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import {
+  type CommitPerson,
   compareCommits,
   findActiveDeployment,
   type GitHubClient,
+  type ResolvedRef,
   resolveRef,
   toRepoRef,
 } from "../github/index.ts";
@@ -90,31 +98,37 @@ function describeSpec(spec: JobSpec): string {
  */
 /**
  * What approvers are asked to let through: the commits between what GitHub shows as deployed and the new
- * one, with their authors. Best effort: the request still goes out if GitHub cannot say.
+ * one, with their authors. The preview is best effort; `authors` is undefined when GitHub could not say
+ * who wrote the change (then `problem` says why), which matters where commit authors may not approve.
  */
 async function describeChange(
   github: GitHubClient,
   repo: string,
   env: string,
-  sha: string,
+  resolved: ResolvedRef,
   log: Logger,
-): Promise<string> {
+): Promise<{ preview: string; authors?: CommitPerson[]; problem?: string }> {
+  const sha = resolved.sha;
   try {
     const ref = toRepoRef(repo);
     const active = await findActiveDeployment(github, ref, env);
-    if (!active) return " · first recorded deploy here";
-    if (active.sha === sha) return " · already deployed";
+    // Nothing recorded to compare with: the deployed commit's own authors are all that can be known.
+    if (!active) return { preview: " · first recorded deploy here", authors: resolved.authors };
+    if (active.sha === sha) return { preview: " · already deployed", authors: [] };
     const diff = await compareCommits(github, ref, active.sha, sha, { limit: 20 });
-    const authors = [...new Set(diff.authors.map((a) => a.login ?? a.name ?? "").filter(Boolean))].slice(
-      0,
-      5,
-    );
+    const authors = diff.authorsComplete
+      ? { authors: diff.authors }
+      : { problem: `GitHub lists only part of the ${diff.aheadBy} commits since ${active.sha.slice(0, 7)}` };
+    const names = [...new Set(diff.authors.map((a) => a.login ?? a.name ?? "").filter(Boolean))].slice(0, 5);
     if (diff.status === "behind")
-      return ` · goes back ${diff.behindBy} commit${diff.behindBy === 1 ? "" : "s"}`;
-    return ` · ${diff.aheadBy} commit${diff.aheadBy === 1 ? "" : "s"} since ${active.sha.slice(0, 7)}${authors.length ? ` by ${authors.join(", ")}` : ""}`;
+      return { preview: ` · goes back ${diff.behindBy} commit${diff.behindBy === 1 ? "" : "s"}`, ...authors };
+    return {
+      preview: ` · ${diff.aheadBy} commit${diff.aheadBy === 1 ? "" : "s"} since ${active.sha.slice(0, 7)}${names.length ? ` by ${names.join(", ")}` : ""}`,
+      ...authors,
+    };
   } catch (error) {
     log.warn({ err: error, repo, env }, "could not describe the change for the approval card");
-    return "";
+    return { preview: "", problem: toShipbotError(error).message };
   }
 }
 
@@ -326,32 +340,64 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
           ),
         );
         if (needsApproval.some((p) => p !== undefined)) {
-          const jobIds: string[] = [];
+          // Everything GitHub must say is gathered before the first request is made: all or nothing.
+          const prepared = [];
           for (const [index, spec] of result.jobs.entries()) {
             const jobId = createJobId(command.conversation.platform, command.id, index);
             const data = toJobData(spec, command, traceId);
             const policy = needsApproval[index];
             const repo = config.services[spec.target.service]?.github?.repo;
             let preview = "";
+            let authors: string[] | undefined;
+            let unknown = "shipbot has no GitHub access to learn who they are";
             if (policy && spec.kind === "deploy" && spec.version && repo && deps.github) {
-              data.sha = (await resolveRef(deps.github, toRepoRef(repo), spec.version)).sha;
-              preview = await describeChange(deps.github, repo, spec.target.env, data.sha, log);
+              const resolved = await resolveRef(deps.github, toRepoRef(repo), spec.version);
+              data.sha = resolved.sha;
+              const change = await describeChange(deps.github, repo, spec.target.env, resolved, log);
+              preview = change.preview;
+              authors = change.authors?.flatMap(toIdentityKeys);
+              unknown = `GitHub could not say who they are: ${change.problem ?? "no answer"}`;
             }
+            // Fail closed: a rule that cannot be checked must not be skipped.
+            const commitAuthors =
+              policy !== undefined && forbidsCommitAuthors(config, policy, spec.kind, spec.target.service);
+            if (commitAuthors && authors === undefined)
+              throw new ShipbotError(
+                "upstream",
+                `${spec.target.service} in ${spec.target.env} may not be approved by its commit authors, and ${unknown}; nothing was requested`,
+              );
+            prepared.push({
+              jobId,
+              data,
+              policy,
+              preview,
+              authors,
+              commitAuthors,
+              spec,
+              freeze: freezes[index],
+            });
+          }
+          const jobIds: string[] = [];
+          for (const { jobId, data, policy, preview, authors, commitAuthors, spec, freeze } of prepared) {
             if (policy) {
               const expiresAt = now() + policy.expiresAfterMinutes * 60_000;
               const glass = spec.breakGlass ? ` · 🚨 break-glass: ${spec.breakGlass.reason}` : "";
+              const remindAt = reminderAt(policy, expiresAt);
               const created = await deps.approvals.request({
                 jobId,
                 data: JSON.stringify(data),
                 need: policy.required,
                 expiresAt,
-                text: `${describeApproval(policy, command.user.name, expiresAt)}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}${preview}${glass}`,
+                text: `${describeApproval(policy, command.user.name, expiresAt, { commitAuthors })}${data.sha ? ` · commit ${data.sha.slice(0, 7)}` : ""}${preview}${glass}`,
                 requester: command.user.id,
                 kind: spec.kind,
                 service: spec.target.service,
                 env: spec.target.env,
+                from: policy.from,
+                distinctGroups: policy.distinctGroups,
+                ...(remindAt === undefined ? {} : { remindAt }),
+                ...(commitAuthors && authors ? { authors } : {}),
               });
-              const freeze = freezes[index];
               if (created && freeze !== undefined)
                 await recordBreakGlassRequest(deps, jobId, spec, command.user, freeze, now());
             } else {

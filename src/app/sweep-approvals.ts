@@ -4,9 +4,10 @@ import type { Approvals } from "../queue/approval-scripts.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
 
 /**
- * Ends requests nobody decided in time (their cards say so), and queues approved requests whose approver's
- * process died between the decision and the queue write. Runs in every notifier process; each step is
- * idempotent, so two processes sweeping at once do no harm.
+ * Ends requests nobody decided in time (their cards say so), queues approved requests whose approver's
+ * process died between the decision and the queue write, and shows the reminder on the card of a request
+ * that expires soon. Runs in every notifier process; each step is idempotent or claimed atomically (a
+ * reminder is shown once), so two processes sweeping at once do no harm.
  */
 export function startApprovalSweeper(deps: {
   approvals: Approvals;
@@ -18,6 +19,8 @@ export function startApprovalSweeper(deps: {
   let stopped = false;
   let wake: (() => void) | undefined;
   const sweep = async (): Promise<void> => {
+    const reminded = await deps.approvals.remind();
+    if (reminded.length > 0) deps.log.info({ jobs: reminded }, "approval reminders shown");
     for (const jobId of await deps.approvals.due(Date.now())) {
       const state = await deps.status.read(jobId);
       if (state?.phase === "pending-approval") {

@@ -149,6 +149,16 @@ const approvalPolicy = z.strictObject({
   rollbacks: z.enum(["skip", "require"]).default("skip"),
   /** Whether `deploy … --force` may go past red or pending required checks (it still needs this approval). */
   allowForce: z.boolean().default(false),
+  /** Each counted approval comes through a different role of `from` (e.g. one `sre` and one `security`). */
+  distinctGroups: z.boolean().default(false),
+  /** People who wrote or co-wrote a commit of the deployed change may not approve it (services with `github`). */
+  forbidCommitAuthors: z.boolean().default(false),
+  /** The card of an undecided request shows a reminder this long before it expires; 0: none. */
+  remindBeforeMinutes: z
+    .int()
+    .min(0)
+    .max(7 * 24 * 60)
+    .optional(),
 });
 
 const channelRef = z.strictObject({
@@ -172,6 +182,19 @@ const breakGlassPolicy = z.strictObject({
     .default(30),
   auditChannel: channelRef,
 });
+
+/** A chat identity's GitHub login and commit emails, so commit authors can be told from other approvers. */
+const person = z
+  .strictObject({
+    github: z
+      .string()
+      .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, "must be a GitHub login, e.g. octocat")
+      .optional(),
+    emails: z.array(z.email().max(254)).max(20).default([]),
+  })
+  .refine((p) => p.github !== undefined || p.emails.length > 0, {
+    message: "name a github login or at least one email",
+  });
 
 const environment = z.strictObject({
   description: z.string().max(200).optional(),
@@ -325,6 +348,8 @@ export const configSchema = z
     alerts: alertsConfigSchema.optional(),
     /** How `dora` decides that a change failed (absent: the defaults). */
     dora: doraSettings.optional(),
+    /** Chat identity (`slack:U…`) → GitHub login and emails, for `forbidCommitAuthors`. */
+    people: z.record(principal, person).optional(),
   })
   .superRefine((config, ctx) => {
     const envs = new Set(Object.keys(config.environments));
@@ -365,6 +390,23 @@ export const configSchema = z
           code: "custom",
           path: ["environments", name, "approval", "from"],
           message: "name the roles whose holders may approve",
+        });
+      }
+      if (policy.distinctGroups && policy.required > policy.from.length) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["environments", name, "approval", "distinctGroups"],
+          message: `${policy.required} approvals from different roles need at least ${policy.required} roles under from`,
+        });
+      }
+      if (
+        policy.remindBeforeMinutes !== undefined &&
+        policy.remindBeforeMinutes >= policy.expiresAfterMinutes
+      ) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["environments", name, "approval", "remindBeforeMinutes"],
+          message: `must be less than expiresAfterMinutes (${policy.expiresAfterMinutes})`,
         });
       }
     }

@@ -22,6 +22,8 @@ export interface CommitComparison {
   commits: CommitSummary[];
   /** Authors and co-authors of every listed commit. */
   authors: CommitPerson[];
+  /** False when GitHub listed fewer commits than the change has (over 250): `authors` misses some. */
+  authorsComplete: boolean;
   /** True when GitHub or `limit` cut the list; aheadBy still counts them all. */
   truncated: boolean;
   url: string;
@@ -70,6 +72,7 @@ export async function compareCommits(
     behindBy: data.behind_by,
     commits,
     authors: uniquePeople(all.flatMap((c) => c.authors)),
+    authorsComplete: all.length >= data.ahead_by,
     truncated: commits.length < data.ahead_by,
     url: data.html_url,
   };

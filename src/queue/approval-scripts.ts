@@ -10,8 +10,9 @@ import type { Keys } from "./keys.ts";
  * script, so two people clicking at once both count, once each, and exactly one click sees the quorum.
  */
 const requestScript = `${transitionLua}
-local state, audit, cards, approvals, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local state, audit, cards, approvals, pending, reminders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local jobId, data, need, expiresAt, text, requester, auditMax, ttl, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local from, distinct, remindAt, authorsKnown, authors = ARGV[10], ARGV[11], tonumber(ARGV[12]), ARGV[13], ARGV[14]
 if redis.call('EXISTS', state) == 1 then return 0 end
 local now = nowMs()
 -- A newer request for the same target voids the older one and its approvals.
@@ -24,15 +25,21 @@ if older and older ~= jobId and kind == 'deploy' then
   end
 end
 redis.call('SET', pending, jobId, 'PX', ttl)
-redis.call('HSET', state, 'data', data, 'need', need, 'expiresAt', expiresAt, 'requester', requester)
+redis.call('HSET', state, 'data', data, 'need', need, 'expiresAt', expiresAt, 'requester', requester, 'from', from, 'distinct', distinct)
+-- The people who wrote the change, as login:/email: keys separated by spaces; present (maybe empty) only when they are known.
+if authorsKnown == '1' then redis.call('HSET', state, 'authors', authors) end
 transition(state, state, audit, cards, jobId, 'pending-approval', text, now, 0, auditMax, ttl, {}, {})
 redis.call('ZADD', approvals, expiresAt, jobId)
+if remindAt > 0 then redis.call('ZADD', reminders, remindAt, jobId) end
 return 1
 `;
 
 const decideScript = `${transitionLua}
 local state, audit, cards, approvals, voters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local jobId, voterId, voterName, decision, auditMax, ttl, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+-- roles: the approver's eligible roles in policy order when approvals must come from different roles, else ''.
+-- identities: the approver's login:/email: keys, separated by spaces; checkAuthors: '1' when authors may not approve.
+local roles, identities, checkAuthors = ARGV[8], ARGV[9], ARGV[10]
 local now = nowMs()
 local phase = redis.call('HGET', state, 'phase')
 if phase ~= 'pending-approval' then return {'closed', phase or 'unknown'} end
@@ -54,10 +61,34 @@ if decision == 'reject' then
   redis.call('ZREM', approvals, jobId)
   return {'rejected'}
 end
-if redis.call('SADD', voters, voterId) == 0 then return {'duplicate'} end
+if redis.call('SISMEMBER', voters, voterId) == 1 then return {'duplicate'} end
+if checkAuthors == '1' then
+  local authors = redis.call('HGET', state, 'authors')
+  if not authors then return {'refused', 'authors-unknown'} end
+  local wrote = {}
+  for a in string.gmatch(authors, '%S+') do wrote[a] = true end
+  for id in string.gmatch(identities, '%S+') do
+    if wrote[id] then return {'refused', 'author'} end
+  end
+end
+-- Each counted approval takes a role nobody has counted for yet: the first of the approver's that is free.
+local label = voterName
+if roles ~= '' then
+  local used = redis.call('HGET', state, 'groups') or ''
+  local taken = {}
+  for g in string.gmatch(used, '[^,]+') do taken[g] = true end
+  local role
+  for g in string.gmatch(roles, '[^,]+') do
+    if not taken[g] then role = g; break end
+  end
+  if not role then return {'refused', 'group', used} end
+  redis.call('HSET', state, 'groups', used == '' and role or (used .. ',' .. role))
+  label = voterName .. ' (' .. role .. ')'
+end
+redis.call('SADD', voters, voterId)
 redis.call('PEXPIRE', voters, ttl)
 local names = redis.call('HGET', state, 'approvedBy')
-names = names and (names .. ', ' .. voterName) or voterName
+names = names and (names .. ', ' .. label) or label
 local count = redis.call('SCARD', voters)
 local need = tonumber(redis.call('HGET', state, 'need') or '1')
 if count >= need then
@@ -71,16 +102,70 @@ transition(state, state, audit, cards, jobId, 'pending-approval', text, now, 0, 
 return {'counted', tostring(count), tostring(need)}
 `;
 
+/**
+ * Claims the reminders that are due and shows each on its request's card, in one script: the ZREM is the
+ * claim, so with several sweepers every reminder appears once. A request already decided or expired gets none.
+ */
+const remindScript = `${transitionLua}
+local reminders, audit, cards = KEYS[1], KEYS[2], KEYS[3]
+local jobPrefix, auditMax, ttl, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now = nowMs()
+local reminded = {}
+for _, jobId in ipairs(redis.call('ZRANGEBYSCORE', reminders, '-inf', now, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', reminders, jobId)
+  local state = jobPrefix .. jobId
+  local f = redis.call('HMGET', state, 'phase', 'expiresAt', 'need', 'from', 'distinct', 'groups', 'text')
+  local expiresAt = tonumber(f[2] or '0')
+  if f[1] == 'pending-approval' and now < expiresAt then
+    local left = tonumber(f[3] or '1') - redis.call('SCARD', state .. ':voters')
+    local taken = {}
+    if f[5] == '1' then
+      for g in string.gmatch(f[6] or '', '[^,]+') do taken[g] = true end
+    end
+    local open = {}
+    for g in string.gmatch(f[4] or '', '[^,]+') do
+      if not taken[g] then open[#open + 1] = g end
+    end
+    local minutes = math.ceil((expiresAt - now) / 60000)
+    local clock = math.floor(expiresAt / 60000) % 1440
+    local text = (f[7] or '') .. ' · ⏰ Reminder: expires in ' .. minutes .. ' min (' ..
+      string.format('%02d:%02d', math.floor(clock / 60), clock % 60) .. ' UTC); still needs ' .. left ..
+      ' more approval' .. (left == 1 and '' or 's') .. (#open > 0 and (' from ' .. table.concat(open, ' or ')) or '')
+    transition(state, state, audit, cards, jobId, 'pending-approval', text, now, 0, auditMax, ttl, { 'remindedAt', tostring(now) }, {})
+    reminded[#reminded + 1] = jobId
+  end
+end
+return reminded
+`;
+
 export type Decision =
   | { outcome: "approved"; names: string }
   | { outcome: "counted"; count: number; need: number }
   | { outcome: "rejected" | "cancelled" | "expired" | "duplicate" | "open" }
-  | { outcome: "closed"; phase: string };
+  | { outcome: "closed"; phase: string }
+  /** Not counted: the approver wrote the change, its authors are unknown, or their roles already approved. */
+  | { outcome: "refused"; rule: "author" | "authors-unknown" | "group"; used: string[] };
+
+/** What the decide script needs to know about an approver beyond who they are. */
+export interface ApproverFacts {
+  /** With `distinctGroups`: the approver's roles of `from`, in the policy's order; else empty. */
+  roles?: string[];
+  /** The approver's `login:`/`email:` keys (see identitiesOf). */
+  identities?: string[];
+  /** Whether commit authors may not approve (checked against the authors recorded on the request). */
+  checkAuthors?: boolean;
+  /** A rejection's reason. */
+  reason?: string;
+}
 
 type ApprovalRedis = Redis & {
   shipbotRequestApproval(...args: Array<string | number>): Promise<number>;
   shipbotDecide(...args: Array<string | number>): Promise<string[]>;
+  shipbotRemind(...args: Array<string | number>): Promise<string[]>;
 };
+
+/** Keys never contain spaces: the scripts split lists on them. */
+const spaceless = (keys: string[]): string => keys.filter((k) => !/\s/.test(k)).join(" ");
 
 export interface Approvals {
   request(args: {
@@ -93,13 +178,23 @@ export interface Approvals {
     kind: string;
     service: string;
     env: string;
+    /** The policy's roles, for the reminder's "still needs … from". */
+    from: string[];
+    /** Whether each approval must come through a different role of `from`. */
+    distinctGroups: boolean;
+    /** When the card shows a reminder; undefined: never. */
+    remindAt?: number;
+    /** The commit authors' identity keys; undefined: not recorded (the rule does not apply). */
+    authors?: string[];
   }): Promise<boolean>;
   decide(
     jobId: string,
     voter: { id: string; name: string },
     decision: "approve" | "reject" | "expire" | "cancel",
-    reason?: string,
+    facts?: ApproverFacts,
   ): Promise<Decision>;
+  /** Shows due reminders on their cards; returns the requests reminded (each one once, across processes). */
+  remind(limit?: number): Promise<string[]>;
   /** Requests whose deadline passed (to expire) or that were approved but may not be queued yet. */
   due(now: number): Promise<string[]>;
   forget(jobId: string): Promise<void>;
@@ -108,8 +203,9 @@ export interface Approvals {
 export function createApprovals(redis: Redis, keys: Keys): Approvals {
   const r = redis as ApprovalRedis;
   if (typeof r.shipbotRequestApproval !== "function") {
-    redis.defineCommand("shipbotRequestApproval", { numberOfKeys: 5, lua: requestScript });
+    redis.defineCommand("shipbotRequestApproval", { numberOfKeys: 6, lua: requestScript });
     redis.defineCommand("shipbotDecide", { numberOfKeys: 5, lua: decideScript });
+    redis.defineCommand("shipbotRemind", { numberOfKeys: 3, lua: remindScript });
   }
   return {
     async request(a) {
@@ -119,6 +215,7 @@ export function createApprovals(redis: Redis, keys: Keys): Approvals {
         keys.cards,
         keys.approvals,
         keys.pendingApproval(a.service, a.env),
+        keys.approvalReminders,
         a.jobId,
         a.data,
         a.need,
@@ -128,11 +225,16 @@ export function createApprovals(redis: Redis, keys: Keys): Approvals {
         auditMaxLength,
         stateTtlMs,
         a.kind,
+        a.from.join(","),
+        a.distinctGroups ? "1" : "0",
+        a.remindAt ?? 0,
+        a.authors ? "1" : "0",
+        spaceless(a.authors ?? []),
       );
       return created === 1;
     },
-    async decide(jobId, voter, decision, reason = "") {
-      const [outcome = "closed", a = "", b = "0"] = await r.shipbotDecide(
+    async decide(jobId, voter, decision, facts = {}) {
+      const [outcome = "closed", a = "", b = ""] = await r.shipbotDecide(
         keys.job(jobId),
         keys.audit,
         keys.cards,
@@ -144,15 +246,35 @@ export function createApprovals(redis: Redis, keys: Keys): Approvals {
         decision,
         auditMaxLength,
         stateTtlMs,
-        reason,
+        facts.reason ?? "",
+        (facts.roles ?? []).join(","),
+        spaceless(facts.identities ?? []),
+        facts.checkAuthors ? "1" : "0",
       );
       if (outcome === "approved") return { outcome, names: a };
+      if (outcome === "refused")
+        return {
+          outcome,
+          rule: a as "author" | "authors-unknown" | "group",
+          used: b.split(",").filter(Boolean),
+        };
       if (outcome === "counted") return { outcome, count: Number(a), need: Number(b) };
       if (outcome === "closed") return { outcome, phase: a };
       return { outcome: outcome as "rejected" | "cancelled" | "expired" | "duplicate" | "open" };
     },
     due(now) {
       return redis.zrangebyscore(keys.approvals, "-inf", now, "LIMIT", 0, 100);
+    },
+    remind(limit = 100) {
+      return r.shipbotRemind(
+        keys.approvalReminders,
+        keys.audit,
+        keys.cards,
+        keys.job(""),
+        auditMaxLength,
+        stateTtlMs,
+        limit,
+      );
     },
     async forget(jobId) {
       await redis.zrem(keys.approvals, jobId);

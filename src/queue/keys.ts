@@ -37,6 +37,8 @@ export interface Keys {
   incidents: string;
   /** Sorted set: approval requests by when they expire (or when an approved one must be queued). */
   approvals: string;
+  /** Sorted set: approval requests by when their card shows a reminder (removed when claimed). */
+  approvalReminders: string;
   /** String: the approval request pending for a target, so a newer request voids it. */
   pendingApproval(service: string, env: string): string;
   /** BullMQ's event stream of the operations queue, read by the deriver. */
@@ -77,6 +79,7 @@ export function createKeys(prefix: string): Keys {
     opsEvents: `${ops}:events`,
     locks: `${ops}:locks`,
     approvals: `${ops}:approvals`,
+    approvalReminders: `${ops}:approval-reminders`,
     pendingApproval: (service, env) => `${ops}:pending-approval:${service}:${env}`,
     freezes: `${ops}:freezes`,
     incidents: `${ops}:incidents`,
