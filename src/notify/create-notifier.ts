@@ -132,7 +132,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
   let stopped = false;
 
   async function snapshot(cardId: string): Promise<CardSnapshot | undefined> {
-    const source = options.sources?.find((s) => cardId.startsWith(s.prefix));
+    // The longest matching prefix wins, so `bg-` (break-glass posts) is not taken for `b` (batches).
+    let source: CardSource | undefined;
+    for (const s of options.sources ?? [])
+      if (cardId.startsWith(s.prefix) && s.prefix.length > (source?.prefix.length ?? -1)) source = s;
     if (source) return source.load(cardId);
     const state = await status.read(cardId);
     return (

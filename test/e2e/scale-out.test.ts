@@ -170,10 +170,12 @@ async function runScaleOut(redisUrl: string): Promise<void> {
       const card = found[0] as SlackMessage;
       expect(card.user).toBe(slack.botUserId);
       expect(card.thread_ts).toBeUndefined();
-      expect(card.edits, `edits of ${s.jobId}`).toBeGreaterThanOrEqual(1);
-      expect(card.history[0]?.text).not.toMatch(/✅/);
+      // A job that ends before its first render is posted once in its final state; the others are
+      // posted early and edited in place, by whichever process renders their next state.
+      if (card.edits > 0) expect(card.history[0]?.text).not.toMatch(/✅/);
       expect(card.text.split("\n")[1]).toMatch(s.expected);
     }
+    expect(cards.filter((c) => c.edits > 0).length, "cards edited in place").toBeGreaterThan(0);
     const cardTs = new Set(cards.map((m) => `${m.channel}/${m.ts}`));
     for (const update of slack.calls("chat.update").filter((c) => c.ok)) {
       expect(cardTs.has(`${String(update.args.channel)}/${String(update.args.ts)}`)).toBe(true);
