@@ -5,9 +5,9 @@ import type { OpsQueue } from "../queue/ops-queue.ts";
 
 /**
  * Ends requests nobody decided in time (their cards say so), queues approved requests whose approver's
- * process died between the decision and the queue write, and shows the reminder on the card of a request
- * that expires soon. Runs in every notifier process; each step is idempotent or claimed atomically (a
- * reminder is shown once), so two processes sweeping at once do no harm.
+ * process died between the decision and the queue write, and hands the notifier a reminder for each request
+ * that expires soon (posted as a reply in its card's thread). Runs in every notifier process; each step is
+ * idempotent or claimed atomically (a reminder is claimed once), so two processes sweeping at once do no harm.
  */
 export function startApprovalSweeper(deps: {
   approvals: Approvals;
@@ -20,7 +20,7 @@ export function startApprovalSweeper(deps: {
   let wake: (() => void) | undefined;
   const sweep = async (): Promise<void> => {
     const reminded = await deps.approvals.remind();
-    if (reminded.length > 0) deps.log.info({ jobs: reminded }, "approval reminders shown");
+    if (reminded.length > 0) deps.log.info({ jobs: reminded }, "approval reminders handed to the notifier");
     for (const jobId of await deps.approvals.due(Date.now())) {
       const state = await deps.status.read(jobId);
       if (state?.phase === "pending-approval") {

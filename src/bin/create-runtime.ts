@@ -22,6 +22,7 @@ import { createBatchCardSource } from "../notify/create-batch-card-source.ts";
 import { createBreakGlassCardSource } from "../notify/create-break-glass-cards.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
 import { type CardSource, createNotifier } from "../notify/create-notifier.ts";
+import { createReminderCardSource } from "../notify/create-reminder-card-source.ts";
 import { createStatusStore, type StatusStore } from "../notify/status-store.ts";
 import {
   countRedisErrors,
@@ -157,6 +158,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           alertCards,
           createBatchCardSource({ redis: workerRedis, keys }),
           createBreakGlassCardSource({ redis: workerRedis, keys, config }),
+          createReminderCardSource({ redis: workerRedis, keys, config }),
         ],
         ...(options.tracing ? { tracer: options.tracing.tracer } : {}),
       });

@@ -19,6 +19,11 @@ export interface Card {
   fields: Array<{ label: string; value: string }>;
   actions: CardAction[];
   footer?: string;
+  /**
+   * Group principals the message is addressed to (`slack:S…`): a platform that can notify them does (Slack
+   * mentions its user groups); the others show only the lines, which name who is meant in words.
+   */
+  notify?: string[];
 }
 
 export function createCard(tone: CardTone, title: string, lines: string[] = []): Card {

@@ -82,13 +82,19 @@ export interface CardSnapshot {
   traceRef?: string;
 }
 
+/** A card that cannot render yet (e.g. a reply whose thread is not posted yet): try again this much later. */
+export interface CardDeferral {
+  retryInMs: number;
+}
+
 /**
  * Cards that are not job cards (alert groups, for example) come from a source chosen by the card id's
  * prefix. Their producers add the card id to the cards sorted set (`ZADD LT`, scored by when to render).
+ * Undefined: nothing to render (any more).
  */
 export interface CardSource {
   prefix: string;
-  load(cardId: string): Promise<CardSnapshot | undefined>;
+  load(cardId: string): Promise<CardSnapshot | CardDeferral | undefined>;
 }
 
 export interface NotifierOptions {
@@ -131,7 +137,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const concurrency = options.concurrency ?? 50;
   let stopped = false;
 
-  async function snapshot(cardId: string): Promise<CardSnapshot | undefined> {
+  async function snapshot(cardId: string): Promise<CardSnapshot | CardDeferral | undefined> {
     // The longest matching prefix wins, so `bg-` (break-glass posts) is not taken for `b` (batches).
     let source: CardSource | undefined;
     for (const s of options.sources ?? [])
@@ -183,6 +189,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   async function render(jobId: string): Promise<number> {
     const state = await snapshot(jobId);
     if (!state) return 0;
+    if ("retryInMs" in state) return state.retryInMs;
     const conversation = state.conversation;
     const chat = chats[conversation.platform];
     if (!chat) {

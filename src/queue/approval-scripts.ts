@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { auditMaxLength } from "../audit/audit-log.ts";
+import { reminderCardPrefix } from "../core/approval-reminder.ts";
 import { stateTtlMs } from "../notify/status-store.ts";
 import { transitionLua } from "../notify/transition-lua.ts";
 import type { Keys } from "./keys.ts";
@@ -103,35 +104,25 @@ return {'counted', tostring(count), tostring(need)}
 `;
 
 /**
- * Claims the reminders that are due and shows each on its request's card, in one script: the ZREM is the
- * claim, so with several sweepers every reminder appears once. A request already decided or expired gets none.
+ * Claims the reminders that are due and marks each one's reply card (`r-<job id>`) for the notifier, in
+ * one script: the ZREM is the claim and the ZADD to the cards set happens with it, so with several
+ * sweepers, or a sweeper that dies, every reminder is marked once; the notifier then posts it once. A
+ * request already decided or expired gets none.
  */
 const remindScript = `${transitionLua}
 local reminders, audit, cards = KEYS[1], KEYS[2], KEYS[3]
-local jobPrefix, auditMax, ttl, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local jobPrefix, auditMax, limit, cardPrefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = nowMs()
 local reminded = {}
 for _, jobId in ipairs(redis.call('ZRANGEBYSCORE', reminders, '-inf', now, 'LIMIT', 0, limit)) do
   redis.call('ZREM', reminders, jobId)
   local state = jobPrefix .. jobId
-  local f = redis.call('HMGET', state, 'phase', 'expiresAt', 'need', 'from', 'distinct', 'groups', 'text')
-  local expiresAt = tonumber(f[2] or '0')
-  if f[1] == 'pending-approval' and now < expiresAt then
-    local left = tonumber(f[3] or '1') - redis.call('SCARD', state .. ':voters')
-    local taken = {}
-    if f[5] == '1' then
-      for g in string.gmatch(f[6] or '', '[^,]+') do taken[g] = true end
-    end
-    local open = {}
-    for g in string.gmatch(f[4] or '', '[^,]+') do
-      if not taken[g] then open[#open + 1] = g end
-    end
-    local minutes = math.ceil((expiresAt - now) / 60000)
-    local clock = math.floor(expiresAt / 60000) % 1440
-    local text = (f[7] or '') .. ' · ⏰ Reminder: expires in ' .. minutes .. ' min (' ..
-      string.format('%02d:%02d', math.floor(clock / 60), clock % 60) .. ' UTC); still needs ' .. left ..
-      ' more approval' .. (left == 1 and '' or 's') .. (#open > 0 and (' from ' .. table.concat(open, ' or ')) or '')
-    transition(state, state, audit, cards, jobId, 'pending-approval', text, now, 0, auditMax, ttl, { 'remindedAt', tostring(now) }, {})
+  local f = redis.call('HMGET', state, 'phase', 'expiresAt', 'kind', 'service', 'env', 'actor', 'trace')
+  if f[1] == 'pending-approval' and now < tonumber(f[2] or '0') then
+    redis.call('HSET', state, 'remindedAt', tostring(now))
+    auditAppend(audit, auditMax, { 'type', 'approval.reminded', 'at', tostring(now), 'job', jobId,
+      'kind', f[3] or '', 'service', f[4] or '', 'env', f[5] or '', 'actor', f[6] or '', 'trace', f[7] or '' })
+    redis.call('ZADD', cards, 'NX', now, cardPrefix .. jobId)
     reminded[#reminded + 1] = jobId
   end
 end
@@ -182,7 +173,7 @@ export interface Approvals {
     from: string[];
     /** Whether each approval must come through a different role of `from`. */
     distinctGroups: boolean;
-    /** When the card shows a reminder; undefined: never. */
+    /** When a reminder is posted in the card's thread; undefined: never. */
     remindAt?: number;
     /** The commit authors' identity keys; undefined: not recorded (the rule does not apply). */
     authors?: string[];
@@ -193,7 +184,10 @@ export interface Approvals {
     decision: "approve" | "reject" | "expire" | "cancel",
     facts?: ApproverFacts,
   ): Promise<Decision>;
-  /** Shows due reminders on their cards; returns the requests reminded (each one once, across processes). */
+  /**
+   * Marks the reply cards of due reminders for the notifier; returns the requests reminded (each one once,
+   * across processes).
+   */
   remind(limit?: number): Promise<string[]>;
   /** Requests whose deadline passed (to expire) or that were approved but may not be queued yet. */
   due(now: number): Promise<string[]>;
@@ -272,8 +266,8 @@ export function createApprovals(redis: Redis, keys: Keys): Approvals {
         keys.cards,
         keys.job(""),
         auditMaxLength,
-        stateTtlMs,
         limit,
+        reminderCardPrefix,
       );
     },
     async forget(jobId) {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startApprovalSweeper } from "../../src/app/sweep-approvals.ts";
 import type { AuditEntry } from "../../src/audit/audit-log.ts";
+import { createRuntime } from "../../src/bin/create-runtime.ts";
 import type { ApprovalPolicy, Config } from "../../src/core/config.ts";
 import type { ChatUser } from "../../src/core/model.ts";
 import { createGitHubClient, type GitHubClient } from "../../src/github/index.ts";
@@ -306,25 +306,36 @@ describe("commit authors may not approve (forbidCommitAuthors)", () => {
 });
 
 describe("reminders before a request expires", () => {
-  it("shows the reminder on the card once, with two sweepers, saying who is still needed and when it expires", async () => {
+  /** Another process on the same Redis that keeps cards (notifier and sweeper), posting to the same chat. */
+  async function secondNotifier(runtime: TestRuntime) {
+    const other = await createRuntime({
+      config: runtime.config,
+      redisUrl,
+      executor: createGatedExecutor().executor,
+      chats: { shell: runtime.chat },
+      log: quietLog,
+      accept: false,
+      work: false,
+      notify: true,
+    });
+    cleanups.push(() => other.close());
+    return other;
+  }
+
+  const requestCardOf = (runtime: TestRuntime, jobId: string) =>
+    [...runtime.chat.cards.values()].find(
+      (c) => c.conversation?.thread === undefined && c.versions[0]?.footer?.startsWith(`job ${jobId} `),
+    );
+  const remindersIn = (runtime: TestRuntime) =>
+    [...runtime.chat.cards.values()].filter((c) => c.versions[0]?.title.startsWith("⏰ Approval reminder"));
+
+  it("posts the reminder once as a reply in the request card's thread, with two notifiers and sweepers, naming who is still needed and when it expires", async () => {
     t = await startTestRuntime({
       executor: createGatedExecutor().executor,
       config: configWith({ from: ["sre", "security"], distinctGroups: true }),
       work: false,
     });
-    // A second process's sweeper on the same Redis.
-    const redis = createRedis({ url: redisUrl, role: "worker" });
-    const second = startApprovalSweeper({
-      approvals: createApprovals(redis, t.runtime.keys),
-      ops: t.runtime.ops,
-      status: t.runtime.status,
-      log: quietLog,
-      everyMs: 20,
-    });
-    cleanups.push(
-      () => redis.quit(),
-      () => second.close(),
-    );
+    await secondNotifier(t);
     const reply = await t.runtime.handle(chatCommand("/deploy api production v2", sre(1)));
     const jobId = reply.jobIds[0] as string;
     await t.waitForPhase(jobId, ["pending-approval"]);
@@ -336,31 +347,36 @@ describe("reminders before a request expires", () => {
     ];
     expect(expiresAt - remindAt).toBe(10 * 60_000);
     await click(t, sre(2), jobId);
+    const request = await until("the request card", () => requestCardOf(t as TestRuntime, jobId));
 
     // Make it due now rather than in twenty minutes.
     await t.runtime.redis.zadd(keys.approvalReminders, Date.now() - 1, jobId);
-    const reminded = await until("the reminder", async () => {
-      const state = await t?.runtime.status.read(jobId);
-      return state?.text.includes("Reminder") ? state : undefined;
+    const [reminder] = await until("the reminder reply", () => {
+      const found = remindersIn(t as TestRuntime);
+      return found.length > 0 ? found : undefined;
     });
-    expect(reminded.phase).toBe("pending-approval");
-    expect(reminded.text).toMatch(
-      /^Approved by sre-2 \(sre\) · 1 of 2 · waiting for more · ⏰ Reminder: expires in (30|29) min \(\d{2}:\d{2} UTC\); still needs 1 more approval from security$/,
+    expect(reminder?.conversation).toEqual({ platform: "shell", channel: "test", thread: request.ref });
+    const card = reminder?.versions[0];
+    expect(card?.title).toBe("⏰ Approval reminder · 🚀 api → production · v2");
+    expect(card?.lines).toHaveLength(1);
+    expect(card?.lines[0]).toMatch(
+      /^Still needs 1 more approval from security · expires \d{2}:\d{2} UTC \(in (30|29) min\)$/,
     );
-    // Card and ledger show it once, whichever sweeper claimed it.
-    const card = await until("the reminder on the card", () =>
-      [...(t?.chat.cards.values() ?? [])]
-        .flatMap((c) => c.versions)
-        .find((v) => v.lines.some((l) => l.includes("Reminder"))),
-    );
-    expect(card.actions.map((a) => a.id)).toEqual(["approve", "reject"]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const transitions = await audited(t, "job.pending-approval");
-    expect(transitions.filter((e) => e.fields.text?.includes("Reminder"))).toHaveLength(1);
+    // Only the role still open is addressed: security, bound to the Slack user group S0SEC.
+    expect(card?.notify).toEqual(["slack:S0SEC"]);
+    expect(card?.actions).toEqual([]);
+
+    // Let both notifiers and sweepers go round again: still one reply, one ledger entry, no edit of the card.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(remindersIn(t)).toHaveLength(1);
+    expect(reminder?.versions).toHaveLength(1);
+    expect(await audited(t, "approval.reminded")).toHaveLength(1);
+    expect(request.versions.flatMap((v) => v.lines).some((l) => l.includes("Reminder"))).toBe(false);
     expect(await t.runtime.redis.zcard(keys.approvalReminders)).toBe(0);
+    expect((await t.runtime.status.read(jobId))?.phase).toBe("pending-approval");
   });
 
-  it("claims a due reminder once when two processes race, and skips requests already decided", async () => {
+  it("claims a due reminder once when two processes race, and posts nothing for a request decided before it renders", async () => {
     t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
     const redis = createRedis({ url: redisUrl, role: "worker" });
     cleanups.push(() => redis.quit());
@@ -373,21 +389,40 @@ describe("reminders before a request expires", () => {
       .jobIds[0] as string;
     const rejected = (await t.runtime.handle(chatCommand("/deploy web production v2", sre(1))))
       .jobIds[0] as string;
-    await t.runtime.handleAction({
-      id: "reject-1",
-      user: sre(2),
-      conversation: { platform: "shell", channel: "test" },
-      action: "reject",
-      value: rejected,
-      receivedAt: Date.now(),
-    });
-    for (const jobId of [open, rejected])
+    const late = (await t.runtime.handle(chatCommand("/scale api production 3", sre(1)))).jobIds[0] as string;
+    const reject = (jobId: string) =>
+      t?.runtime.handleAction({
+        id: `reject-${jobId}`,
+        user: sre(2),
+        conversation: { platform: "shell", channel: "test" },
+        action: "reject",
+        value: jobId,
+        receivedAt: Date.now(),
+      });
+    await reject(rejected);
+    for (const jobId of [open, rejected, late])
       await t.runtime.redis.zadd(keys.approvalReminders, Date.now() - 1, jobId);
     const claimed = (await Promise.all([one.remind(), two.remind(), one.remind()])).flat();
-    expect(claimed).toEqual([open]);
-    expect((await t.runtime.status.read(open))?.text).toMatch(
-      /· ⏰ Reminder: expires in (30|29) min \(\d{2}:\d{2} UTC\); still needs 2 more approvals from sre$/,
-    );
-    expect((await t.runtime.status.read(rejected))?.text).toBe("Rejected by sre-2; nothing ran");
+    expect(claimed.sort()).toEqual([open, late].sort());
+    expect(await t.runtime.redis.zscore(keys.cards, `r-${open}`)).not.toBeNull();
+    expect(await t.runtime.redis.zscore(keys.cards, `r-${rejected}`)).toBeNull();
+    // The request's own card is not edited for the reminder.
+    expect((await t.runtime.status.read(open))?.text).not.toContain("Reminder");
+    // Decided after the claim, before any notifier rendered the reminder.
+    await reject(late);
+
+    await secondNotifier(t);
+    const reminder = await until("the reminder reply", () => remindersIn(t as TestRuntime)[0]);
+    // The notifier may reach the reply before the request's card: the reply waits for it.
+    expect(reminder.conversation?.thread).toBe(requestCardOf(t, open)?.ref);
+    expect(reminder.versions[0]?.lines[0]).toMatch(/^Still needs 2 more approvals from sre · /);
+    await until("the decided request's reminder to be dropped", async () => {
+      const [queued, inflight] = await Promise.all([
+        t?.runtime.redis.zscore(keys.cards, `r-${late}`),
+        t?.runtime.redis.zscore(keys.cardsInflight, `r-${late}`),
+      ]);
+      return queued === null && inflight === null ? true : undefined;
+    });
+    expect(remindersIn(t)).toHaveLength(1);
   });
 });

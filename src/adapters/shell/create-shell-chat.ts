@@ -10,17 +10,19 @@ export interface ShellChat extends ChatPort {
 
 /**
  * The terminal as a chat platform. A new card prints in full; an edit prints one status line, and the
- * whole card again once it reaches a final state.
+ * whole card again once it reaches a final state. A reply in a card's thread prints as one line.
  */
 export function createShellChat(out: Writable, color: boolean): ShellChat {
   const cards = new Map<string, Card>();
   let next = 1;
   const final = new Set<Card["tone"]>(["success", "failure", "warning"]);
   return {
-    async post(_conversation, card) {
+    async post(conversation, card) {
       const ref = `card-${next++}`;
       cards.set(ref, card);
-      out.write(`${renderCardText(card, color)}\n`);
+      // A reply in a card's thread (a reminder): one line under the cards, as a terminal has no threads.
+      if (conversation.thread !== undefined) out.write(`  ↳ ${[card.title, ...card.lines].join(" · ")}\n`);
+      else out.write(`${renderCardText(card, color)}\n`);
       return ref;
     },
     async update(_conversation, ref, card) {

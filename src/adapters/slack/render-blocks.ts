@@ -1,4 +1,5 @@
 import type { Card, CardAction } from "../../core/card.ts";
+import { toSlackGroupId } from "./create-group-resolver.ts";
 import { actionIdPrefix } from "./slack-api.ts";
 
 /** Slack's published Block Kit limits (api.slack.com/reference/block-kit). */
@@ -144,8 +145,13 @@ export function renderBlocks(card: Card): RenderedMessage {
       elements: [mrkdwn(truncate(escapeMrkdwn(footer), blockLimits.contextText))],
     });
 
+  const mentions = renderMentions(card);
+  const mentionBlocks: SlackBlock[] =
+    mentions === "" ? [] : [{ type: "section", text: mrkdwn(truncate(mentions, blockLimits.sectionText)) }];
+
   // Lines get what is left of the block budget, minus one block for the "more lines" summary.
-  const reserved = blocks.length + fieldBlocks.length + actionBlocks.length + footerBlocks.length;
+  const reserved =
+    blocks.length + fieldBlocks.length + actionBlocks.length + footerBlocks.length + mentionBlocks.length;
   const lineBlockBudget = Math.max(0, blockLimits.blocksPerMessage - reserved - 1);
   const lineBlocks: SlackBlock[] = [];
   let current = "";
@@ -176,12 +182,26 @@ export function renderBlocks(card: Card): RenderedMessage {
   const hidden = card.lines.length - shown;
   if (hidden > 0) lineBlocks.push({ type: "context", elements: [mrkdwn(`… ${plural(hidden, "line")}`)] });
 
-  blocks.push(...lineBlocks, ...fieldBlocks, ...actionBlocks, ...footerBlocks);
+  blocks.push(...lineBlocks, ...mentionBlocks, ...fieldBlocks, ...actionBlocks, ...footerBlocks);
   return { text: renderFallbackText(card), blocks };
+}
+
+/**
+ * The user groups a card is addressed to as Slack mentions (`<!subteam^S…>`), which notify their members;
+ * principals that are not Slack user groups are left out (the card's lines name them in words).
+ */
+export function renderMentions(card: Card): string {
+  const ids = (card.notify ?? [])
+    .filter((p) => p.startsWith("slack:"))
+    .map(toSlackGroupId)
+    .filter((id): id is string => id !== undefined);
+  return [...new Set(ids)].map((id) => `<!subteam^${id}>`).join(" ");
 }
 
 /** Title and body as plain lines, for notifications; cut to a size every client shows. */
 export function renderFallbackText(card: Card): string {
+  const mentions = renderMentions(card);
   const text = [card.title, ...card.lines].map(escapeMrkdwn).join("\n");
-  return truncate(text, fallbackTextLimit);
+  // Mentions first, so a cut never drops them.
+  return truncate(mentions === "" ? text : `${mentions} ${text}`, fallbackTextLimit);
 }

@@ -148,6 +148,15 @@ export function toCardActivity(card: Card): CardActivity {
   };
 }
 
+/**
+ * Where a message for `conversation` goes. A reply to a card (its thread: the card's activity id) is a
+ * reply chain in a channel; personal and group chats have no reply chains, so there it goes into the chat.
+ */
+export function targetIdOf(reference: TeamsConversationReference, conversation: Conversation): string {
+  const chat = reference.conversationType === "personal" || reference.conversationType === "groupChat";
+  return chat ? conversation.channel : toConversationId(conversation);
+}
+
 export interface TeamsChatOptions {
   connector: TeamsConnector;
   conversations: ConversationStore;
@@ -182,7 +191,7 @@ export function createTeamsChat(options: TeamsChatOptions): ChatPort {
       const reference = await referenceOf(conversation);
       const id = await callTeams(
         "send",
-        () => connector.send(reference, toConversationId(conversation), toCardActivity(card)),
+        () => connector.send(reference, targetIdOf(reference, conversation), toCardActivity(card)),
         options.retry,
       );
       if (id === "")
@@ -193,7 +202,7 @@ export function createTeamsChat(options: TeamsChatOptions): ChatPort {
       const reference = await referenceOf(conversation);
       await callTeams(
         "updateActivity",
-        () => connector.update(reference, toConversationId(conversation), ref, toCardActivity(card)),
+        () => connector.update(reference, targetIdOf(reference, conversation), ref, toCardActivity(card)),
         options.retry,
       );
     },
