@@ -81,7 +81,7 @@ export function describeRefusal(
   }
 }
 
-/** When the card of an undecided request shows its reminder: 10 minutes before expiry, or at half-life. */
+/** When an undecided request gets its reminder reply: 10 minutes before expiry, or at half-life. */
 export function reminderAt(policy: ApprovalPolicy, expiresAt: number): number | undefined {
   const beforeMs =
     policy.remindBeforeMinutes === undefined

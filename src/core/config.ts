@@ -153,7 +153,7 @@ const approvalPolicy = z.strictObject({
   distinctGroups: z.boolean().default(false),
   /** People who wrote or co-wrote a commit of the deployed change may not approve it (services with `github`). */
   forbidCommitAuthors: z.boolean().default(false),
-  /** The card of an undecided request shows a reminder this long before it expires; 0: none. */
+  /** An undecided request gets a reminder reply in its card's thread this long before it expires; 0: none. */
   remindBeforeMinutes: z
     .int()
     .min(0)

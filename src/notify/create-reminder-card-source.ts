@@ -36,7 +36,7 @@ export function createReminderCardSource(options: {
       const expiresAt = Number(hash.expiresAt ?? 0);
       const at = now();
       if (state?.phase !== "pending-approval" || at >= expiresAt) return undefined;
-      const stored = await redis.get(keys.cardRef(state.data.batch ?? jobId));
+      const stored = await redis.get(keys.cardRef(jobId));
       // The request's card is not posted yet (a busy notifier): the reply needs its reference.
       if (stored === null) return { retryInMs: waitForCardMs };
       const { ref } = JSON.parse(stored) as { ref: string };

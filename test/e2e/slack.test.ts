@@ -77,6 +77,7 @@ beforeAll(async () => {
       "C0APPROVE",
       "C0GROUP",
       "C0SIG",
+      "C0REMIND",
     ],
   });
   kube = await startKubeEmulator({
@@ -536,6 +537,35 @@ describe("approvals", () => {
     );
     expect(kube.writes("production", "api")).toBe(1);
     expect(slack.calls("chat.postMessage").filter((c) => c.args.channel === "C0APPROVE")).toHaveLength(1);
+  });
+
+  it("reminds once in the request card's thread before it expires, mentioning the approvers' user group", async () => {
+    await slash("/deploy", "web production v5", sre, "C0REMIND");
+    const card = await until("the approval card", () =>
+      slack
+        .messages("C0REMIND")
+        .find((m) => buttonsOf(m).some((b) => b.action_id.startsWith("shipbot:approve"))),
+    );
+    const jobId = buttonsOf(card).find((b) => b.action_id.startsWith("shipbot:approve"))?.value as string;
+    // Due now rather than twenty minutes from now (the reminder is scheduled ten minutes before expiry).
+    expect(await runtime.redis.zscore(runtime.keys.approvalReminders, jobId)).not.toBeNull();
+    await runtime.redis.zadd(runtime.keys.approvalReminders, Date.now() - 1, jobId);
+
+    const reply = await until("the reminder reply", () =>
+      slack.messages("C0REMIND").find((m) => m.thread_ts === card.ts),
+    );
+    expect(reply.orphan).toBeUndefined();
+    expect(reply.text).toMatch(
+      /^<!subteam\^S0SRE> ⏰ Approval reminder · 🚀 web → production · v5\nStill needs 2 more approvals from sre · expires \d{2}:\d{2} UTC \(in (30|29) min\)$/,
+    );
+    expect(JSON.stringify(reply.blocks)).toContain('"text":"<!subteam^S0SRE>"');
+    expect(buttonsOf(reply)).toEqual([]);
+    // The card itself is not edited for it, and the sweeper's next rounds post nothing more.
+    await sleep(1_500);
+    expect(slack.messages("C0REMIND").filter((m) => m.thread_ts === card.ts)).toHaveLength(1);
+    expect(slack.message("C0REMIND", card.ts)?.edits).toBe(0);
+    const posts = slack.calls("chat.postMessage").filter((c) => c.args.channel === "C0REMIND");
+    expect(posts.map((c) => c.args.thread_ts)).toEqual([undefined, card.ts]);
   });
 });
 

@@ -520,6 +520,48 @@ describe("one bot, two platforms", () => {
   });
 });
 
+describe("approval reminders", () => {
+  it("reminds once in the request card's reply chain, naming the roles still needed", async () => {
+    const conversation = channel("remind");
+    await say(conversation, "deploy web production v6", sre);
+    const card = await until("the approval card", () =>
+      teams.activities(conversation).find((a) => actionsOf(a).some((b) => b.verb === "approve")),
+    );
+    const jobId = actionsOf(card).find((b) => b.verb === "approve")?.data.value as string;
+    // Due now rather than twenty minutes from now.
+    await runtime.redis.zadd(runtime.keys.approvalReminders, Date.now() - 1, jobId);
+    const reminder = await until("the reminder", () =>
+      teams.activities(conversation).find((a) => textOf(a.activity).startsWith("⏰ Approval reminder")),
+    );
+    // The card sits in the mention's reply chain, so the reminder goes into the same chain.
+    expect(reminder.conversationId).toBe(conversation);
+    expect(textOf(reminder.activity)).toMatch(
+      /^⏰ Approval reminder · 🚀 web → production · v6\nStill needs 2 more approvals from sre · expires \d{2}:\d{2} UTC \(in (30|29) min\)$/,
+    );
+    await sleep(1_000);
+    expect(
+      teams.activities(conversation).filter((a) => textOf(a.activity).startsWith("⏰ Approval reminder")),
+    ).toHaveLength(1);
+  });
+
+  it("replies under a card in a channel's reply chain, and into the chat itself in a personal chat", async () => {
+    const card = { tone: "pending" as const, title: "probe", lines: ["x"], fields: [], actions: [] };
+    const room = `19:replies-${randomUUID()}@thread.tacv2`;
+    await say(channel(room.slice(3, -13), "1700000000009"), "help", sre);
+    await replies(room, 1);
+    await adapter.chat.post({ platform: "teams", channel: room, thread: "1700000000077" }, card);
+    const personal = `a:personal-replies-${randomUUID()}`;
+    await say(personal, "help", sre);
+    await replies(personal, 1);
+    await adapter.chat.post({ platform: "teams", channel: personal, thread: "1700000000078" }, card);
+    const sends = teams.calls().filter((c) => c.kind === "send" && c.status === 201);
+    expect(sends.map((c) => c.conversationId)).toContain(`${room};messageid=1700000000077`);
+    expect(sends.filter((c) => c.conversationId.startsWith(personal)).map((c) => c.conversationId)).toEqual([
+      personal,
+    ]);
+  });
+});
+
 describe("connector failures seen by the chat port", () => {
   const card = { tone: "info" as const, title: "probe", lines: ["x"], fields: [], actions: [] };
 
