@@ -14,7 +14,7 @@ import { type JobState, terminalPhases } from "../../src/core/model.ts";
 import { renderJobCard } from "../../src/core/render-job-card.ts";
 import type { KubeEmulator } from "../emulators/kubernetes/server.ts";
 import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index.ts";
-import { type CliStack, startCliStack } from "../helpers/cli-stack.ts";
+import { type CliStack, slackEnv, startCliStack } from "../helpers/cli-stack.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { type RedisServer, startRedisServer, waitThroughOutage } from "../helpers/redis-server.ts";
 import type { ShipbotProcess } from "../helpers/spawn-shipbot.ts";
@@ -53,13 +53,7 @@ beforeEach(async () => {
     },
     redisUrl: redis.url,
     config: testConfig({ lockDurationMs, leaseTtlMs, recheckMs: 300 }),
-    env: {
-      SLACK_BOT_TOKEN: botToken,
-      SLACK_SIGNING_SECRET: "outage-signing-secret",
-      SLACK_API_URL: `${slack.url}/api/`,
-      SLACK_POST_INTERVAL_MS: String(Math.ceil(1100 * timeScale)),
-      SLACK_UPDATE_INTERVAL_MS: String(Math.ceil(1250 * timeScale)),
-    },
+    env: slackEnv({ apiUrl: `${slack.url}/api/`, botToken, timeScale }),
   });
   ({ emulator, producer } = stack);
 });
