@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { auditMaxLength } from "../audit/audit-log.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { AlertGroupMeta, StoredAlert } from "./alert-group.ts";
 import { createAlertKeys, toAlertCardId } from "./alert-keys.ts";
@@ -18,6 +19,8 @@ export interface AlertProcessorOptions {
   consumer?: string;
   /** Entries another reader held longer than this are taken over (its process died). Default 60 s. */
   claimIdleMs?: number;
+  /** Counts alerts dropped as repeats (`shipbot_alerts_deduplicated_total`). */
+  metrics?: Pick<Metrics, "alertsDeduplicated">;
 }
 
 export interface ProcessOutcome {
@@ -122,6 +125,8 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
       triples.push(alert.fingerprint, signature(alert), JSON.stringify(toStoredAlert(alert)));
     let changed = 0;
     let created = 0;
+    // Every routed channel sees the same alerts: one that changed none of them was a repeat.
+    let changedAnywhere = 0;
     const channels = routeAlert(config, labels);
     if (channels.length === 0)
       log.warn(
@@ -159,7 +164,10 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
       );
       changed += count;
       created += isNew;
+      changedAnywhere = Math.max(changedAnywhere, count);
     }
+    const repeats = channels.length > 0 ? payload.alerts.length - changedAnywhere : 0;
+    if (repeats > 0) options.metrics?.alertsDeduplicated.inc(repeats);
     await applyIncidents(payload);
     await appendToLedger(payload);
     return { changed, created };

@@ -140,7 +140,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       if (metrics) countRedisErrors(deriverRedis, metrics, "deriver");
       const deriver = createDeriver({ redis: deriverRedis, keys, queue: workerOps.queue, log, consumer });
       // Alert notifications are applied where cards are kept up to date; their cards render here too.
-      const alertProcessor = startAlertProcessor({ redis: workerRedis, keys, config: alerts, log });
+      const alertProcessor = startAlertProcessor({
+        redis: workerRedis,
+        keys,
+        config: alerts,
+        log,
+        ...(metrics ? { metrics } : {}),
+      });
       const alertCards = createAlertCardSource({
         redis: workerRedis,
         keys,

@@ -242,9 +242,14 @@ export function instrumentChatPorts(chats: ChatPorts, metrics: Metrics): ChatPor
       }
     };
     const instrumented: ChatPort = {
-      post: (conversation, card) => counted("post", () => port.post(conversation, card)),
+      // The token and the lookup are what post a card once when an answer is lost: both pass through.
+      post: (conversation, card, token) => counted("post", () => port.post(conversation, card, token)),
       update: (conversation, ref, card) => counted("update", () => port.update(conversation, ref, card)),
     };
+    if (port.find) {
+      const find = port.find.bind(port);
+      instrumented.find = (conversation, token, window) => find(conversation, token, window);
+    }
     if (port.pace) {
       const pace = port.pace.bind(port);
       instrumented.pace = (operation, conversation) => pace(operation, conversation);

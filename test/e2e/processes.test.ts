@@ -55,9 +55,16 @@ describe("worker processes", () => {
   it("finishes a job whose worker was killed mid-rollout exactly once, on another worker", async () => {
     const first = start(["worker"]);
     const jobId = await enqueue("/deploy api staging v2");
+    // Under way and not finished: the controller has seen the change (the first progress state may still
+    // carry the old ReplicaSet's counts, so the text must show the new one's) and some, not all, replicas
+    // are updated.
     await waitFor("the rollout to be under way", async () => {
       const s = await producer.status.read(jobId);
-      return s?.phase === "progress" && (s.progress?.updated ?? 0) >= 1 ? s : undefined;
+      const updated = s?.progress?.updated ?? 0;
+      const desired = s?.progress?.desired ?? 0;
+      return s?.phase === "progress" && / updated /.test(s.text) && updated >= 1 && updated < desired
+        ? s
+        : undefined;
     });
     expect(emulator.writes("staging", "api")).toBe(1);
     first.child.kill("SIGKILL");

@@ -12,7 +12,7 @@ import { renderJobCard } from "../../src/core/render-job-card.ts";
 import { createJobId } from "../../src/queue/job-id.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
-import { type RedisServer, startRedisServer } from "../helpers/redis-server.ts";
+import { type RedisServer, startRedisServer, waitThroughOutage } from "../helpers/redis-server.ts";
 import { createRecordingChat, quietLog, testConfig } from "../helpers/test-runtime.ts";
 
 let redis: RedisServer;
@@ -42,19 +42,8 @@ afterAll(async () => {
   await redis?.close();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error; // Redis may still be coming back
-    }
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
+function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  return waitThroughOutage(what, probe, timeoutMs);
 }
 
 async function start() {

@@ -112,3 +112,22 @@ export async function waitUntil<T>(
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/**
+ * Environment pointing the processes at a Slack Web API emulator, with shipbot's pacing scaled like the
+ * emulator's limits. A worker needs only the bot token; the signing secret satisfies the settings check.
+ */
+export function slackEnv(options: {
+  apiUrl: string;
+  botToken: string;
+  timeScale: number;
+  signingSecret?: string;
+}): Record<string, string> {
+  return {
+    SLACK_BOT_TOKEN: options.botToken,
+    SLACK_SIGNING_SECRET: options.signingSecret ?? "test-signing-secret",
+    SLACK_API_URL: options.apiUrl,
+    SLACK_POST_INTERVAL_MS: String(Math.ceil(1100 * options.timeScale)),
+    SLACK_UPDATE_INTERVAL_MS: String(Math.ceil(1250 * options.timeScale)),
+  };
+}

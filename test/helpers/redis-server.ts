@@ -118,3 +118,23 @@ export async function startRedisServer(options: { extraArgs?: string[] } = {}): 
     },
   };
 }
+
+/** Polls `probe` until it returns a value, taking its errors (Redis may be away) as "not yet". */
+export async function waitThroughOutage<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
+}

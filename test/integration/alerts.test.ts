@@ -23,6 +23,7 @@ import type { Card } from "../../src/core/card.ts";
 import type { ChatCommand, ChatUser, Conversation } from "../../src/core/model.ts";
 import { createHttpServer } from "../../src/http/create-http-server.ts";
 import type { ChatPort } from "../../src/notify/chat-port.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
 
@@ -83,6 +84,8 @@ const chat = createChannelChat();
 const config = Object.assign(testConfig(), { alerts });
 const silences: unknown[] = [];
 const handled: ChatCommand[] = [];
+// Shared by the runtime's alert processor and the test's: either may take an inbox entry.
+const metrics = createMetrics({ commandNames: [], processMetrics: false });
 let handleAlertAction: (action: ChatAction) => ReturnType<Runtime["handleAction"]>;
 
 beforeAll(async () => {
@@ -97,11 +100,12 @@ beforeAll(async () => {
     accept: true,
     work: false,
     notify: true,
+    metrics,
     cardSources: [
       createAlertCardSource({ redis, keys: { prefix: config.redisPrefix }, config: alerts, history }),
     ],
   });
-  processor = startAlertProcessor({ redis, keys: runtime.keys, config: alerts, log: quietLog });
+  processor = startAlertProcessor({ redis, keys: runtime.keys, config: alerts, log: quietLog, metrics });
   server = createHttpServer({
     log: quietLog,
     ready: async () => ({ ok: true, reasons: [] }),
@@ -227,6 +231,11 @@ function cardOf(groupKey: string, channel: string): Message | undefined {
 const latest = (m: Message): Card => m.versions[m.versions.length - 1] as Card;
 const textOf = (card: Card) => [card.title, ...card.lines].join("\n");
 
+/** `shipbot_alerts_deduplicated_total` as a scrape would show it. */
+async function deduplicated(): Promise<number> {
+  return (await metrics.alertsDeduplicated.get()).values[0]?.value ?? 0;
+}
+
 async function inboxIdle(): Promise<void> {
   const { inbox } = createAlertKeys(runtime.keys);
   await until("inbox drained", async () => ((await redis.xlen(inbox)) === 0 ? true : undefined));
@@ -300,6 +309,7 @@ describe("alert groups", () => {
     expect(latest(card).title).toMatch(/^🔥 \[warning\] DiskFull · firing since 14:02/);
     expect(latest(card).lines.join("\n")).toContain("{instance=n1} since 14:02 · summary of d1");
     const versions = card.versions.length;
+    const repeatsBefore = await deduplicated();
 
     // Alertmanager retries on 5xx and repeats every repeat_interval: the same content changes nothing.
     expect((await post(first)).status).toBe(200);
@@ -307,6 +317,8 @@ describe("alert groups", () => {
     await inboxIdle();
     expect(card.versions.length).toBe(versions);
     expect(await processor.process(first)).toEqual({ changed: 0, created: 0 });
+    // Three deliveries of the same two alerts, each counted as dropped.
+    expect((await deduplicated()) - repeatsBefore).toBe(3 * 2);
 
     const third = payload(key, common, [...first.alerts, alert("d3", { ...common, instance: "n3" })]);
     await post(third);
@@ -321,10 +333,12 @@ describe("alert groups", () => {
     await until("resolved", () => (latest(card).tone === "success" ? true : undefined));
     expect(latest(card).title).toMatch(/^✅ \[warning\] DiskFull · resolved at 14:30/);
     expect(latest(card).actions).toEqual([]);
-    // A late copy of the firing notification does not bring a resolved alert back.
+    // A late copy of the firing notification does not bring a resolved alert back: its three alerts are dropped.
+    const lateBefore = await deduplicated();
     await post(third);
     await inboxIdle();
     expect(latest(card).tone).toBe("success");
+    expect((await deduplicated()) - lateBefore).toBe(3);
     const cardId = toAlertCardId(key, "shell", "alerts");
     expect(chat.messages.filter((m) => m.versions.some((v) => v.footer?.includes(cardId)))).toHaveLength(1);
   });

@@ -11,10 +11,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { commandRegistry } from "../../commands/index.ts";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
+import { createCard } from "../../src/core/card.ts";
 import type { Config } from "../../src/core/config.ts";
 import { terminalPhases } from "../../src/core/model.ts";
 import type { ExecutionResult, ExecutorPort, TargetStatus } from "../../src/executors/port.ts";
 import { createMetricsRoute } from "../../src/http/create-metrics-route.ts";
+import type { ChatPort } from "../../src/notify/chat-port.ts";
 import { collectQueueMetrics, toQueueTargets } from "../../src/observability/collect-queue-metrics.ts";
 import {
   createMetrics,
@@ -267,6 +269,30 @@ describe("/metrics", () => {
     expect(value(text, 'shipbot_permission_denials_total{command="deploy"}')).toBe(1);
     expect(text).not.toContain("drop-table-users");
     promtoolCheck(text);
+  });
+
+  it("counts card posts without losing what posts a card once: the post's token and the lookup", async () => {
+    const seen: string[] = [];
+    const port: ChatPort = {
+      async post(_conversation, _card, token) {
+        seen.push(`post ${token}`);
+        return "m1";
+      },
+      async find(_conversation, token, window) {
+        seen.push(`find ${token} ${window.from}-${window.to}`);
+        return "m1";
+      },
+      async update() {},
+    };
+    const counted = instrumentChatPorts({ slack: port }, metrics).slack as ChatPort;
+    const conversation = { platform: "slack" as const, channel: "C1" };
+    const card = createCard("info", "a card");
+    expect(await counted.post(conversation, card, "tok-1")).toBe("m1");
+    expect(await counted.find?.(conversation, "tok-1", { from: 1, to: 2 })).toBe("m1");
+    expect(seen).toEqual(["post tok-1", "find tok-1 1-2"]);
+    expect(
+      value(await scrape(), 'shipbot_chat_api_calls_total{platform="slack",operation="post",outcome="ok"}'),
+    ).toBe(1);
   });
 
   it("says Redis is down instead of failing the scrape or showing stale depths", async () => {
