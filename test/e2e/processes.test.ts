@@ -22,7 +22,8 @@ beforeEach(async () => {
         name,
         image: `ghcr.io/acme/${name}:v1.0.0`,
         previousImages: [`ghcr.io/acme/${name}:v0.9.0`],
-        replicas: 3,
+        // Six replicas 400 ms apart leave the first test about two seconds to catch api mid-rollout.
+        replicas: name === "api" ? 6 : 3,
       })),
       stepMs: 400,
     },
