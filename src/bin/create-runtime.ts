@@ -18,6 +18,7 @@ import type { Config } from "../core/config.ts";
 import type { ExecutorPort } from "../executors/port.ts";
 import type { GitHubClient } from "../github/index.ts";
 import type { ChatPorts } from "../notify/chat-port.ts";
+import { createApprovalMirrors } from "../notify/create-approval-mirrors.ts";
 import { createBatchCardSource } from "../notify/create-batch-card-source.ts";
 import { createBreakGlassCardSource } from "../notify/create-break-glass-cards.ts";
 import { createDeriver } from "../notify/create-deriver.ts";
@@ -153,6 +154,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         config: alerts,
         history: (service, env, count) => workerStatus.history(service, env, count),
       });
+      const mirrors = createApprovalMirrors({ redis: workerRedis, keys, config, status: workerStatus });
       const notifier = createNotifier({
         redis: workerRedis,
         keys,
@@ -165,7 +167,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           createBatchCardSource({ redis: workerRedis, keys }),
           createBreakGlassCardSource({ redis: workerRedis, keys, config }),
           createReminderCardSource({ redis: workerRedis, keys, config }),
+          mirrors.source,
         ],
+        followers: [mirrors.follower],
         ...(options.tracing ? { tracer: options.tracing.tracer } : {}),
       });
       const sweeper = startApprovalSweeper({

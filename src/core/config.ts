@@ -131,6 +131,12 @@ const freezeWindow = z
   })
   .refine((w) => w.start !== w.end, { message: "start and end must differ" });
 
+const channelRef = z.strictObject({
+  platform: z.enum(["slack", "teams", "shell"]),
+  /** Slack channel id (C…), Teams conversation id, or a shell session name. */
+  channel: z.string().min(1).max(256),
+});
+
 /** Who must agree before an operation runs in an environment. */
 const approvalPolicy = z.strictObject({
   /** How many distinct people must approve (0: no approval). */
@@ -159,12 +165,17 @@ const approvalPolicy = z.strictObject({
     .min(0)
     .max(7 * 24 * 60)
     .optional(),
-});
-
-const channelRef = z.strictObject({
-  platform: z.enum(["slack", "teams", "shell"]),
-  /** Slack channel id (C…), Teams conversation id, or a shell session name. */
-  channel: z.string().min(1).max(256),
+  /**
+   * More conversations that show every approval request of the environment with its Approve and Reject
+   * buttons, edited in place with the original until the operation ends (src/notify/create-approval-mirrors.ts).
+   */
+  mirrorTo: z
+    .array(channelRef)
+    .max(10)
+    .refine((refs) => new Set(refs.map((c) => `${c.platform}\n${c.channel}`)).size === refs.length, {
+      message: "names the same conversation twice; list each one once",
+    })
+    .optional(),
 });
 
 /**

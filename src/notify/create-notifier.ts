@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Card } from "../core/card.ts";
 import { isShipbotError } from "../core/errors.ts";
-import type { Conversation } from "../core/model.ts";
+import type { Conversation, JobState } from "../core/model.ts";
 import { renderJobCard } from "../core/render-job-card.ts";
 import { contextFromTraceRef, inSpan } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
@@ -97,12 +97,22 @@ export interface CardSource {
   load(cardId: string): Promise<CardSnapshot | CardDeferral | undefined>;
 }
 
+/** Cards that show a job's state in more places than its own card (approval mirrors). */
+export interface JobCardFollower {
+  /**
+   * Called each time the job's own card is about to render, with the state it shows; marks the follower's
+   * cards in the cards sorted set. A failure fails this render, which is tried again.
+   */
+  follow(state: JobState): Promise<void>;
+}
+
 export interface NotifierOptions {
   redis: Redis;
   keys: Keys;
   status: StatusStore;
   chats: ChatPorts;
   sources?: CardSource[];
+  followers?: JobCardFollower[];
   /** Spans for chat calls, joined to the trace of the job they show. */
   tracer?: Tracer;
   log: Logger;
@@ -144,6 +154,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
       if (cardId.startsWith(s.prefix) && s.prefix.length > (source?.prefix.length ?? -1)) source = s;
     if (source) return source.load(cardId);
     const state = await status.read(cardId);
+    // Before the delivery, so a card that is up to date or fails still brings its followers along.
+    if (state) for (const follower of options.followers ?? []) await follower.follow(state);
     return (
       state && {
         seq: state.seq,

@@ -9,7 +9,7 @@ import type { Conversation, JobState } from "../../src/core/model.ts";
 import { terminalPhases } from "../../src/core/model.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
 import type { GitHubClient } from "../../src/github/index.ts";
-import type { ChatPort } from "../../src/notify/chat-port.ts";
+import type { ChatPort, ChatPorts } from "../../src/notify/chat-port.ts";
 import type { Tracing } from "../../src/observability/tracing.ts";
 import { createRedis } from "../../src/queue/redis.ts";
 import { loadExampleConfig } from "./example-config.ts";
@@ -75,6 +75,8 @@ export async function startTestRuntime(options: {
   /** Another Redis than the default (e.g. a cluster started by the test). */
   redisUrl?: string;
   tracing?: Tracing;
+  /** Chat ports for more platforms than the shell (whose recording chat is `chat`). */
+  chats?: ChatPorts;
 }): Promise<TestRuntime> {
   const config = options.config ?? testConfig();
   const chat = createRecordingChat();
@@ -82,7 +84,7 @@ export async function startTestRuntime(options: {
     config,
     redisUrl: options.redisUrl ?? redisUrl,
     executor: options.executor,
-    chats: { shell: chat },
+    chats: { ...options.chats, shell: chat },
     log: quietLog,
     accept: true,
     work: options.work ?? true,
