@@ -51,6 +51,19 @@ describe("classifySlackBody", () => {
       kind: "interaction",
       type: "block_actions",
     });
+    // A workspace outside Enterprise Grid: Slack sends `"enterprise": null` with every click.
+    const plain = JSON.stringify({
+      type: "block_actions",
+      user: { id: "U1" },
+      team: { id: "T1", domain: "acme" },
+      enterprise: null,
+      is_enterprise_install: false,
+      actions: [{ action_id: "shipbot:approve", value: "j1" }],
+    });
+    expect(classifySlackBody(form, new URLSearchParams({ payload: plain }).toString())).toEqual({
+      kind: "interaction",
+      type: "block_actions",
+    });
     expect(
       classifySlackBody(form, new URLSearchParams({ payload: '{"type":"view_closed"}' }).toString()),
     ).toEqual({

@@ -52,7 +52,9 @@ export function classifySlackBody(contentType: string | undefined, body: string)
       if (!isObject(parsed.user) || typeof parsed.user.id !== "string" || !Array.isArray(parsed.actions))
         return { kind: "malformed", reason: "block_actions without user or actions" };
       // Bolt reads these as objects when present (found by fuzzing: `"channel": null` crashed it).
+      // `"enterprise": null` is what Slack sends outside Enterprise Grid, and Bolt expects it.
       for (const field of ["channel", "container", "team", "message", "view", "enterprise"]) {
+        if (field === "enterprise" && parsed[field] === null) continue;
         if (field in parsed && !isObject(parsed[field]))
           return { kind: "malformed", reason: `block_actions field ${field} is not an object` };
       }
