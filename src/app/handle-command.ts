@@ -332,14 +332,14 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
             ? breakGlassApproval(config, spec.target.env)
             : approvalFor(config, spec.target.env, spec.kind),
         );
-        const freezes = await Promise.all(
-          result.jobs.map((spec) =>
-            spec.breakGlass
-              ? describeFreezeInForce(deps.redis, deps.keys, config, spec.target.env, now())
-              : undefined,
-          ),
-        );
         if (needsApproval.some((p) => p !== undefined)) {
+          const freezes = await Promise.all(
+            result.jobs.map((spec) =>
+              spec.breakGlass
+                ? describeFreezeInForce(deps.redis, deps.keys, config, spec.target.env, now())
+                : undefined,
+            ),
+          );
           // Everything GitHub must say is gathered before the first request is made: all or nothing.
           const prepared = [];
           for (const [index, spec] of result.jobs.entries()) {
