@@ -10,8 +10,8 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import type { ChatCommand } from "../src/core/model.ts";
 import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { enqueuePayload as payload, rawEnqueue, shipbotEnqueue } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
@@ -53,65 +53,6 @@ async function pool(count: number, limit: number, task: (i: number) => Promise<u
     }),
   );
   return count / ((performance.now() - started) / 1000);
-}
-
-const payload = (i: number) => ({
-  kind: "deploy",
-  service: `svc-${i % 1000}`,
-  env: "staging",
-  version: `v${i}`,
-  requestedBy: { id: "shell:bench", name: "bench" },
-  conversation: { platform: "shell", channel: "bench" },
-  commandId: `cmd-${i}`,
-  requestedAt: Date.now(),
-  traceId: "0123456789abcdef01",
-});
-
-async function rawEnqueue(url: string, rep: number): Promise<{ rate: number; commands: number }> {
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
-  const queue = new Queue(`raw-enqueue-${rep}`, { connection: redis });
-  await queue.waitUntilReady();
-  await redis.config("RESETSTAT");
-  const rate = await pool(enqueueCount, inFlight, (i) =>
-    queue.add("k8s.deploy", payload(i), { jobId: `j${rep}x${i}`, removeOnComplete: true }),
-  );
-  const commands = (await commandCalls(redis)) / enqueueCount;
-  await queue.obliterate({ force: true });
-  await queue.close();
-  await redis.quit();
-  return { rate, commands };
-}
-
-async function shipbotEnqueue(url: string, rep: number): Promise<{ rate: number; commands: number }> {
-  const config = benchConfig(`bench-e${rep}`, 1000, drainConcurrency);
-  const runtime = await createRuntime({
-    config,
-    redisUrl: url,
-    executor: noopExecutor(),
-    chats: {},
-    log,
-    accept: true,
-    work: false,
-    notify: false,
-  });
-  const user = { id: "shell:bench", name: "bench", groups: [] };
-  const command = (i: number): ChatCommand => ({
-    id: `bench-${rep}-${i}`,
-    user,
-    conversation: { platform: "shell", channel: "bench" },
-    text: `/deploy svc-${i % 1000} staging v${i}`,
-    receivedAt: Date.now(),
-  });
-  await runtime.handle(command(-1));
-  await runtime.redis.config("RESETSTAT");
-  const rate = await pool(enqueueCount, inFlight, async (i) => {
-    const reply = await runtime.handle(command(i));
-    if (!reply.ok) throw new Error(reply.error?.message);
-  });
-  const commands = (await commandCalls(runtime.redis)) / enqueueCount;
-  await runtime.ops.queue.obliterate({ force: true });
-  await runtime.close();
-  return { rate, commands };
 }
 
 async function drainUntil(count: () => Promise<number>, target: number): Promise<number> {
@@ -245,15 +186,25 @@ async function main(): Promise<void> {
       };
     };
     if (only === undefined) {
-      const rawAdd = await measure(rawEnqueue);
-      const shipAdd = await measure(shipbotEnqueue);
+      // Producer CPU per operation (µs): steadier than the rate on a shared machine.
+      const cpu = { raw: [] as number[], shipbot: [] as number[] };
+      const rawAdd = await measure(async (url, rep) => {
+        const figures = await rawEnqueue(url, rep, enqueueCount, inFlight);
+        cpu.raw.push(figures.cpuUs);
+        return figures;
+      });
+      const shipAdd = await measure(async (url, rep) => {
+        const figures = await shipbotEnqueue(url, rep, enqueueCount, inFlight);
+        cpu.shipbot.push(figures.cpuUs);
+        return figures;
+      });
       results.push({
         scenario: "enqueue",
         unit: "commands/s",
         shipbot: Math.round(shipAdd.rate),
         baseline: Math.round(rawAdd.rate),
         ratio: shipAdd.rate / rawAdd.rate,
-        notes: `${inFlight} in flight, ${enqueueCount} commands; tokenize+zod+authorize+freeze guard+one Queue.add vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}`,
+        notes: `${inFlight} in flight, ${enqueueCount} commands; tokenize+zod+authorize+freeze guard+one Queue.add vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}; producer CPU ${median(cpu.shipbot).toFixed(1)} vs ${median(cpu.raw).toFixed(1)} µs/op`,
       });
       const rawRun = await measure(rawDrain);
       const shipRun = await measure(shipbotDrain);

@@ -249,13 +249,18 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
   async function handleCommand(command: ChatCommand): Promise<CommandReply> {
     // With tracing on, the job's trace reference joins the worker's and the notifier's spans to this one.
     const traceId = currentTraceRef() ?? randomUUID().slice(0, 18);
-    const base = {
+    // Built when an audit entry or a log line needs them: an accepted command needs neither.
+    const base = () => ({
       actor: command.user.id,
       text: command.text.slice(0, 300),
       command: command.id,
       trace: traceId,
-    };
-    const context = { trace: traceId, user: command.user.id, platform: command.conversation.platform };
+    });
+    const context = () => ({
+      trace: traceId,
+      user: command.user.id,
+      platform: command.conversation.platform,
+    });
     let name: string | undefined;
     try {
       const routed = routeCommand(command, config, registry, now());
@@ -332,14 +337,14 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
             ? breakGlassApproval(config, spec.target.env)
             : approvalFor(config, spec.target.env, spec.kind),
         );
-        const freezes = await Promise.all(
-          result.jobs.map((spec) =>
-            spec.breakGlass
-              ? describeFreezeInForce(deps.redis, deps.keys, config, spec.target.env, now())
-              : undefined,
-          ),
-        );
         if (needsApproval.some((p) => p !== undefined)) {
+          const freezes = await Promise.all(
+            result.jobs.map((spec) =>
+              spec.breakGlass
+                ? describeFreezeInForce(deps.redis, deps.keys, config, spec.target.env, now())
+                : undefined,
+            ),
+          );
           // Everything GitHub must say is gathered before the first request is made: all or nothing.
           const prepared = [];
           for (const [index, spec] of result.jobs.entries()) {
@@ -411,13 +416,13 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         // audit entry ("job.queued") is derived from it off this path.
         const enqueued = await ops.enqueue(result.jobs, command, traceId);
         if (log.isLevelEnabled("debug"))
-          log.debug({ ...context, jobs: enqueued.map((e) => e.jobId) }, "command accepted");
+          log.debug({ ...context(), jobs: enqueued.map((e) => e.jobId) }, "command accepted");
         deps.metrics?.countCommand(routed.name, "accepted");
         return { ok: true, jobIds: enqueued.map((e) => e.jobId), traceId };
       }
       await audit
-        .append("command.answered", { ...base, name: routed.name })
-        .catch((error: unknown) => log.warn({ ...context, err: error }, "audit write failed"));
+        .append("command.answered", { ...base(), name: routed.name })
+        .catch((error: unknown) => log.warn({ ...context(), err: error }, "audit write failed"));
       deps.metrics?.countCommand(routed.name, "answered");
       return reply;
     } catch (caught) {
@@ -426,15 +431,15 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         name ?? toCommandWord(command.text),
         error.code === "forbidden" ? "denied" : error.code === "internal" ? "failed" : "refused",
       );
-      if (error.code === "internal") log.error({ ...context, err: caught }, "command failed");
-      else log.info({ ...context, code: error.code, reason: error.message }, "command refused");
+      if (error.code === "internal") log.error({ ...context(), err: caught }, "command failed");
+      else log.info({ ...context(), code: error.code, reason: error.message }, "command refused");
       await audit
         .append(error.code === "forbidden" ? "command.denied" : "command.refused", {
-          ...base,
+          ...base(),
           code: error.code,
           reason: error.message,
         })
-        .catch((auditError: unknown) => log.warn({ ...context, err: auditError }, "audit write failed"));
+        .catch((auditError: unknown) => log.warn({ ...context(), err: auditError }, "audit write failed"));
       return { ok: false, card: errorCard(error), jobIds: [], error, traceId };
     }
   }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { imageTagSchema, shortName } from "./names.ts";
+import { imageTagSchema, isShortName, shortName } from "./names.ts";
 
 /** Argument schemas shared by command modules. */
 export const serviceArg = shortName;
@@ -27,6 +27,10 @@ export const serviceListArg = z.string().transform((text, ctx): string[] | "*" =
   if (text === "*") return "*";
   const names = new Set<string>();
   for (const name of text.split(",")) {
+    if (isShortName(name)) {
+      names.add(name);
+      continue;
+    }
     const checked = shortName.safeParse(name);
     if (!checked.success) {
       const reason = checked.error.issues[0]?.message ?? "invalid";

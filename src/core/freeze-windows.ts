@@ -5,15 +5,27 @@ type Window = Config["environments"][string]["freezes"][number];
 const dayIndex: Record<string, number> = { mon: 0, tue: 1, wed: 2, thu: 3, fri: 4, sat: 5, sun: 6 };
 const week = 7 * 24 * 60;
 
+/** One formatter per time zone: building an Intl.DateTimeFormat costs far more than using one. */
+const weekClocks = new Map<string, Intl.DateTimeFormat>();
+
+function weekClock(timeZone: string): Intl.DateTimeFormat {
+  let clock = weekClocks.get(timeZone);
+  if (clock === undefined) {
+    clock = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      weekday: "short",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    weekClocks.set(timeZone, clock);
+  }
+  return clock;
+}
+
 /** Minutes since Monday 00:00 in a time zone, at `now`. */
 function minuteOfWeek(now: number, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    weekday: "short",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).formatToParts(new Date(now));
+  const parts = weekClock(timeZone).formatToParts(new Date(now));
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
   const day = dayIndex[get("weekday").toLowerCase().slice(0, 3)] ?? 0;
   return day * 1440 + Number(get("hour")) * 60 + Number(get("minute"));

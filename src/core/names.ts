@@ -36,3 +36,8 @@ export const imageRepositorySchema = z
 
 /** A short name for a service or environment as typed in chat. */
 export const shortName = kubeLabelName;
+
+/** Whether `text` passes `shortName`, without a schema parse (for hot loops; failures still go through zod). */
+export function isShortName(text: string): boolean {
+  return text.length <= 63 && dnsLabel.test(text);
+}

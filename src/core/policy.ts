@@ -15,9 +15,14 @@ export interface Decision {
 }
 
 export function rolesOf(config: Config, user: ChatUser): string[] {
-  return Object.entries(config.roles)
-    .filter(([, role]) => role.users.includes(user.id) || role.groups.some((g) => user.groups.includes(g)))
-    .map(([name]) => name);
+  // Loops rather than entries/filter/map: this runs for every command on the accept path.
+  const held: string[] = [];
+  for (const name in config.roles) {
+    const role = config.roles[name];
+    if (!role || !Object.hasOwn(config.roles, name)) continue;
+    if (role.users.includes(user.id) || role.groups.some((g) => user.groups.includes(g))) held.push(name);
+  }
+  return held;
 }
 
 function covers(list: string[], value: string | undefined): boolean {
@@ -30,14 +35,17 @@ function covers(list: string[], value: string | undefined): boolean {
 /** Role-based check by immutable ids and groups; display names play no part. */
 export function authorize(config: Config, user: ChatUser, permission: Permission, scope: Scope): Decision {
   const held = rolesOf(config, user);
-  const sufficient = Object.entries(config.roles)
-    .filter(
-      ([, role]) =>
-        role.permissions.includes(permission) &&
-        covers(role.environments, scope.env) &&
-        covers(role.services, scope.service),
+  const sufficient: string[] = [];
+  for (const name in config.roles) {
+    const role = config.roles[name];
+    if (!role || !Object.hasOwn(config.roles, name)) continue;
+    if (
+      role.permissions.includes(permission) &&
+      covers(role.environments, scope.env) &&
+      covers(role.services, scope.service)
     )
-    .map(([name]) => name);
+      sufficient.push(name);
+  }
   return { allowed: sufficient.some((r) => held.includes(r)), held, sufficient };
 }
 

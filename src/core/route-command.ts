@@ -18,49 +18,62 @@ function usageError(module: CommandModule, message: string): ShipbotError {
   return new ShipbotError("usage", message, { hint: `usage: ${module.usage}` });
 }
 
-function createContext(
-  command: ChatCommand,
-  config: Config,
-  registry: CommandRegistry,
-  now: number,
-): CommandContext {
-  // Built per command on the accept path: everything not needed by most commands is computed on demand.
-  const service = (name: string): string => {
+/**
+ * Built per command on the accept path: a class, so making one is a plain allocation (an object literal
+ * with getters is not), and everything most commands do not need is computed on demand.
+ */
+class Context implements CommandContext {
+  readonly config: Config;
+  readonly user: ChatCommand["user"];
+  readonly conversation: ChatCommand["conversation"];
+  readonly now: number;
+  readonly #registry: CommandRegistry;
+
+  constructor(command: ChatCommand, config: Config, registry: CommandRegistry, now: number) {
+    this.config = config;
+    this.user = command.user;
+    this.conversation = command.conversation;
+    this.now = now;
+    this.#registry = registry;
+  }
+
+  service(name: string): string {
+    const { config } = this;
     if (!Object.hasOwn(config.services, name))
       throw new ShipbotError("usage", describeUnknown("service", name, Object.keys(config.services)));
     return name;
-  };
-  const env = (name: string): string => {
+  }
+
+  env(name: string): string {
+    const { config } = this;
     if (!Object.hasOwn(config.environments, name))
       throw new ShipbotError("usage", describeUnknown("environment", name, Object.keys(config.environments)));
     return name;
-  };
-  return {
-    config,
-    user: command.user,
-    conversation: command.conversation,
-    now,
-    service,
-    env,
-    target(svc, e) {
-      const target = resolveTarget(config, service(svc), env(e));
-      if (!target) {
-        const where = Object.keys(config.services[svc]?.environments ?? {});
-        throw new ShipbotError(
-          "usage",
-          `service \`${svc}\` does not run in \`${e}\`; it runs in: ${where.join(", ")}`,
-        );
-      }
-      return target;
-    },
-    get commands() {
-      return [...registry.values()].map(({ name, summary, usage }) => ({ name, summary, usage }));
-    },
-    get roles() {
-      return rolesOf(config, command.user);
-    },
-    permits: (permission, scope) => authorize(config, command.user, permission, scope).allowed,
-  };
+  }
+
+  target(svc: string, e: string) {
+    const target = resolveTarget(this.config, this.service(svc), this.env(e));
+    if (!target) {
+      const where = Object.keys(this.config.services[svc]?.environments ?? {});
+      throw new ShipbotError(
+        "usage",
+        `service \`${svc}\` does not run in \`${e}\`; it runs in: ${where.join(", ")}`,
+      );
+    }
+    return target;
+  }
+
+  get commands() {
+    return [...this.#registry.values()].map(({ name, summary, usage }) => ({ name, summary, usage }));
+  }
+
+  get roles() {
+    return rolesOf(this.config, this.user);
+  }
+
+  permits(permission: Permission, scope: Scope): boolean {
+    return authorize(this.config, this.user, permission, scope).allowed;
+  }
 }
 
 /**
@@ -179,7 +192,7 @@ export function routeCommand(
     throw usageError(module, `\`${shown}\` is not a valid ${field}: ${issue?.message ?? "invalid"}`);
   }
   const args = parsed.data as Record<string, unknown>;
-  const ctx = createContext(command, config, registry, now);
+  const ctx = new Context(command, config, registry, now);
 
   if (module.permission !== null) {
     const scoped = module.scope(args);

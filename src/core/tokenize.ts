@@ -21,22 +21,17 @@ const invisible =
 /** Chat clients turn straight quotes into curly ones; treat them alike. */
 const quotePairs: Record<string, string> = { '"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019" };
 
-/** Splits a typed command into words, honouring quotes and `--flags`. */
-export function tokenize(text: string): Tokens {
-  if (text.length > maxCommandLength) {
-    throw new ShipbotError(
-      "usage",
-      `that command is ${text.length} characters long; the limit is ${maxCommandLength}`,
-    );
-  }
-  const bad = invisible.exec(text);
-  if (bad) {
-    const code = bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, "0");
-    throw new ShipbotError(
-      "usage",
-      `the command contains an invisible or control character (U+${code}) at position ${bad.index + 1}; retype it without pasting`,
-    );
-  }
+/** Any character that opens a quote. */
+const anyQuote = /["'\u201c\u2018]/;
+
+/** Words of a command without quotes: runs of non-space (the common case, without a string per character). */
+function splitPlain(text: string): string[] {
+  const trimmed = text.trim();
+  return trimmed === "" ? [] : trimmed.split(/\s+/u);
+}
+
+/** Words of a command with quotes: a quoted run is one word, whatever it contains. */
+function splitQuoted(text: string): string[] {
   const words: string[] = [];
   let current = "";
   let inWord = false;
@@ -62,6 +57,26 @@ export function tokenize(text: string): Tokens {
   }
   if (quote !== undefined) throw new ShipbotError("usage", "a quote is not closed");
   if (inWord) words.push(current);
+  return words;
+}
+
+/** Splits a typed command into words, honouring quotes and `--flags`. */
+export function tokenize(text: string): Tokens {
+  if (text.length > maxCommandLength) {
+    throw new ShipbotError(
+      "usage",
+      `that command is ${text.length} characters long; the limit is ${maxCommandLength}`,
+    );
+  }
+  const bad = invisible.exec(text);
+  if (bad) {
+    const code = bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, "0");
+    throw new ShipbotError(
+      "usage",
+      `the command contains an invisible or control character (U+${code}) at position ${bad.index + 1}; retype it without pasting`,
+    );
+  }
+  const words = anyQuote.test(text) ? splitQuoted(text) : splitPlain(text);
 
   const [first, ...rest] = words;
   if (first === undefined || first === "/" || first === "") {

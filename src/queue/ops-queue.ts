@@ -93,22 +93,30 @@ export async function wakeJob(queue: Queue, jobId: string, log?: Pick<Logger, "d
 
 /** The job payload for each spec: what the worker needs, no secrets, no blobs. */
 export function toJobData(spec: JobSpec, command: ChatCommand, traceId: string): JobData {
-  return {
+  // Optional fields assigned, not spread: this runs once per job on the accept path.
+  const data: JobData = {
     kind: spec.kind,
     service: spec.target.service,
     env: spec.target.env,
-    ...(spec.version === undefined ? {} : { version: spec.version }),
-    ...(spec.force === true ? { force: true as const } : {}),
-    ...(spec.breakGlass === undefined ? {} : { breakGlass: spec.breakGlass }),
-    ...(spec.revision === undefined ? {} : { revision: spec.revision }),
-    ...(spec.replicas === undefined ? {} : { replicas: spec.replicas }),
     requestedBy: { id: command.user.id, name: command.user.name },
     conversation: command.conversation,
     commandId: command.id,
     requestedAt: command.receivedAt,
     traceId,
   };
+  if (spec.version !== undefined) data.version = spec.version;
+  if (spec.force === true) data.force = true;
+  if (spec.breakGlass !== undefined) data.breakGlass = spec.breakGlass;
+  if (spec.revision !== undefined) data.revision = spec.revision;
+  if (spec.replicas !== undefined) data.replicas = spec.replicas;
+  return data;
 }
+
+/** The same for every job, so made once; BullMQ copies a job's options and only reads these. */
+const retryBackoff = { type: "exponential", delay: 2_000 } as const;
+// Completed jobs are kept a day so that a redelivered chat event still finds its job.
+const keepCompleted = { age: 24 * 3600, count: 10_000 } as const;
+const keepFailed = { age: 7 * 24 * 3600, count: 10_000 } as const;
 
 function toJob(jobId: string, data: JobData) {
   return {
@@ -118,10 +126,9 @@ function toJob(jobId: string, data: JobData) {
       jobId,
       priority: jobPriority[data.kind],
       attempts: opAttempts,
-      backoff: { type: "exponential", delay: 2_000 },
-      // Completed jobs are kept a day so that a redelivered chat event still finds its job.
-      removeOnComplete: { age: 24 * 3600, count: 10_000 },
-      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+      backoff: retryBackoff,
+      removeOnComplete: keepCompleted,
+      removeOnFail: keepFailed,
     },
   };
 }

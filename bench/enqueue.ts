@@ -1,0 +1,111 @@
+/**
+ * The enqueue scenario: shipbot's accept path (a normalised chat command: tokenize, registry, zod,
+ * authorize, guard, one `Queue.add`) against raw `Queue.add` of the same payload, `inFlight` at a time.
+ * Each side reports its rate, the Redis commands per operation (INFO commandstats) and the producer's
+ * CPU per operation (`process.cpuUsage()`), which on a shared machine is steadier than the rate.
+ */
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { createRuntime } from "../src/bin/create-runtime.ts";
+import type { ChatCommand } from "../src/core/model.ts";
+import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { commandCalls } from "./redis-server.ts";
+
+export interface EnqueueFigures {
+  /** Operations per second. */
+  rate: number;
+  /** Redis commands per operation. */
+  commands: number;
+  /** This process's CPU (user + system) per operation, µs. */
+  cpuUs: number;
+}
+
+/** The raw side's job payload: what shipbot stores for a deploy. */
+export const enqueuePayload = (i: number) => ({
+  kind: "deploy",
+  service: `svc-${i % 1000}`,
+  env: "staging",
+  version: `v${i}`,
+  requestedBy: { id: "shell:bench", name: "bench" },
+  conversation: { platform: "shell", channel: "bench" },
+  commandId: `cmd-${i}`,
+  requestedAt: Date.now(),
+  traceId: "0123456789abcdef01",
+});
+
+/** Runs `count` tasks with `limit` in flight; rate and CPU per task. */
+async function run(
+  count: number,
+  limit: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<{ rate: number; cpuUs: number }> {
+  let next = 0;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { rate: count / seconds, cpuUs: (used.user + used.system) / count };
+}
+
+export async function rawEnqueue(
+  url: string,
+  rep: number,
+  count: number,
+  inFlight: number,
+): Promise<EnqueueFigures> {
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const queue = new Queue(`raw-enqueue-${rep}`, { connection: redis });
+  await queue.waitUntilReady();
+  await queue.add("k8s.deploy", enqueuePayload(-1), { jobId: `w${rep}`, removeOnComplete: true });
+  await redis.config("RESETSTAT");
+  const figures = await run(count, inFlight, (i) =>
+    queue.add("k8s.deploy", enqueuePayload(i), { jobId: `j${rep}x${i}`, removeOnComplete: true }),
+  );
+  const commands = (await commandCalls(redis)) / count;
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await redis.quit();
+  return { ...figures, commands };
+}
+
+export async function shipbotEnqueue(
+  url: string,
+  rep: number,
+  count: number,
+  inFlight: number,
+): Promise<EnqueueFigures> {
+  const runtime = await createRuntime({
+    config: benchConfig(`bench-e${rep}`, 1000, 10),
+    redisUrl: url,
+    executor: noopExecutor(),
+    chats: {},
+    log: pino({ level: "silent" }),
+    accept: true,
+    work: false,
+    notify: false,
+  });
+  const user = { id: "shell:bench", name: "bench", groups: [] };
+  const command = (i: number): ChatCommand => ({
+    id: `bench-${rep}-${i}`,
+    user,
+    conversation: { platform: "shell", channel: "bench" },
+    text: `/deploy svc-${i % 1000} staging v${i}`,
+    receivedAt: Date.now(),
+  });
+  await runtime.handle({ ...command(0), id: `bench-${rep}-warm-up` });
+  await runtime.redis.config("RESETSTAT");
+  const figures = await run(count, inFlight, async (i) => {
+    const reply = await runtime.handle(command(i));
+    if (!reply.ok) throw new Error(reply.error?.message);
+  });
+  const commands = (await commandCalls(runtime.redis)) / count;
+  await runtime.ops.queue.obliterate({ force: true });
+  await runtime.close();
+  return { ...figures, commands };
+}
