@@ -34,7 +34,8 @@ export default defineCommand({
         `too many arguments: \`${words.length > 40 ? `${words.slice(0, 40)}…` : words}\``,
         hint,
       );
-    const targets = expandTargets(service, env, "deploy", ctx);
+    const { targets, skipped } = expandTargets(service, env, "deploy", ctx);
+    const left = skipped.length ? { skipped } : {};
     if (breakGlass !== undefined) {
       const reason = `${breakGlass === true ? "" : breakGlass} ${words ?? ""}`.trim();
       if (!reason)
@@ -54,7 +55,7 @@ export default defineCommand({
       const jobs = targets.map(
         (target): JobSpec => ({ kind: "deploy", target, version, breakGlass: { reason } }),
       );
-      return { type: "jobs", dryRun: dryRun === true, jobs };
+      return { type: "jobs", dryRun: dryRun === true, jobs, ...left };
     }
     if (force === true) {
       // Past red checks only where the environment's approval policy says so; the request then needs it.
@@ -72,6 +73,6 @@ export default defineCommand({
           ? { kind: "deploy", target, version, force: true }
           : { kind: "deploy", target, version },
     );
-    return { type: "jobs", dryRun: dryRun === true, jobs };
+    return { type: "jobs", dryRun: dryRun === true, jobs, ...left };
   },
 });

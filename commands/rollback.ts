@@ -29,11 +29,12 @@ export default defineCommand({
           hint: "usage: rollback <service>[,<service>…|*] <env> [revision] [--dry-run]",
         },
       );
-    const jobs = expandTargets(service, env, "rollback", ctx).map((target): JobSpec => {
+    const { targets, skipped } = expandTargets(service, env, "rollback", ctx);
+    const jobs = targets.map((target): JobSpec => {
       const job: JobSpec = { kind: "rollback", target };
       if (revision !== undefined) job.revision = revision;
       return job;
     });
-    return { type: "jobs", dryRun: dryRun === true, jobs };
+    return { type: "jobs", dryRun: dryRun === true, jobs, ...(skipped.length ? { skipped } : {}) };
   },
 });

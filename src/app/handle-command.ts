@@ -136,7 +136,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
   const { config, registry, ops, status, audit, executor, log } = deps;
   const now = deps.now ?? Date.now;
 
-  async function previewCard(specs: JobSpec[]): Promise<Card> {
+  async function previewCard(specs: JobSpec[], skipped: string[] = []): Promise<Card> {
     const card = createCard("info", "Dry run: nothing was changed");
     // A fan-out previews a summary and its first targets, not one line (and one status call) per target.
     const [first] = specs;
@@ -169,6 +169,10 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
     card.lines.push(...lines);
     if (specs.length > shown.length)
       card.lines.push(`… and ${(specs.length - shown.length).toLocaleString("en-US")} more`);
+    if (skipped.length > 0)
+      card.lines.push(
+        `Left out: ${skipped.length} you may not operate (${skipped.slice(0, 10).join(", ")}${skipped.length > 10 ? ", …" : ""})`,
+      );
     return card;
   }
 
@@ -313,7 +317,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         deps.metrics?.countCommand(routed.name, "answered");
         return { ok: true, card, jobIds: [], traceId };
       } else if (result.dryRun) {
-        reply = { ok: true, card: await previewCard(result.jobs), jobIds: [], traceId };
+        reply = { ok: true, card: await previewCard(result.jobs, result.skipped), jobIds: [], traceId };
       } else {
         // Scheduled freeze windows come from the config: refused here without any I/O. Ad hoc freezes and
         // locks live in Redis and are checked where the job runs, where a blocked job waits in line.
@@ -414,7 +418,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         }
         // The hot path: one queue write. The job is the durable record of the accepted command; its
         // audit entry ("job.queued") is derived from it off this path.
-        const enqueued = await ops.enqueue(result.jobs, command, traceId);
+        const enqueued = await ops.enqueue(result.jobs, command, traceId, result.skipped);
         if (log.isLevelEnabled("debug"))
           log.debug({ ...context(), jobs: enqueued.map((e) => e.jobId) }, "command accepted");
         deps.metrics?.countCommand(routed.name, "accepted");

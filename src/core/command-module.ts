@@ -25,7 +25,13 @@ export type Query =
 
 export type CommandResult =
   | { type: "reply"; card: Card }
-  | { type: "jobs"; jobs: JobSpec[]; dryRun: boolean }
+  | {
+      type: "jobs";
+      jobs: JobSpec[];
+      dryRun: boolean;
+      /** Services `*` left out because the person may not operate them; shown on the batch card. */
+      skipped?: string[];
+    }
   | { type: "query"; query: Query }
   | { type: "cancel"; jobId: string }
   | { type: "control"; control: Control };

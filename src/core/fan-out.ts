@@ -25,15 +25,16 @@ export function countServices(count: number): string {
 
 /**
  * The targets of a fan-out. A named service that does not run in `env` is a usage error; `*` is every
- * service configured in `env` that the user may operate. More than `maxTargets` is refused.
+ * service configured in `env` that the user may operate; the others are returned as `skipped`, so the
+ * batch card can say what `*` left out. More than `maxTargets` is refused.
  */
 export function expandTargets(
   services: ServiceList,
   env: string,
   permission: Permission,
   ctx: CommandContext,
-): ResolvedTarget[] {
-  if (services !== "*") return services.map((service) => ctx.target(service, env));
+): { targets: ResolvedTarget[]; skipped: string[] } {
+  if (services !== "*") return { targets: services.map((service) => ctx.target(service, env)), skipped: [] };
   const configured = Object.entries(ctx.config.services)
     .filter(([, service]) => Object.hasOwn(service.environments, env))
     .map(([name]) => name);
@@ -47,5 +48,8 @@ export function expandTargets(
       `\`*\` in ${env} is ${countServices(allowed.length)}; at most ${maxTargets.toLocaleString("en-US")} per command: name them in smaller lists`,
     );
   }
-  return allowed.map((service) => ctx.target(service, env));
+  return {
+    targets: allowed.map((service) => ctx.target(service, env)),
+    skipped: allowed.length === configured.length ? [] : configured.filter((s) => !new Set(allowed).has(s)),
+  };
 }

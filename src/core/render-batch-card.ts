@@ -16,6 +16,8 @@ export interface BatchView {
   succeeded: number;
   failed: number;
   cancelled: number;
+  /** Services `*` left out because the requester may not operate them: how many, and the first names. */
+  skipped?: { count: number; names: string[] };
   /** The first failures, in the order they happened. */
   failures: Array<{ service: string; reason: string }>;
 }
@@ -64,6 +66,12 @@ export function renderBatchCard(batch: BatchView): Card {
   const icon = !over ? "▶" : tone === "success" ? "✅" : tone === "failure" ? "❌" : "🚫";
   card.lines.push(`${icon} ${parts.join(", ")}`);
   if (batch.services.length > 0) card.fields.push({ label: "Services", value: batch.services.join(", ") });
+  if (batch.skipped && batch.skipped.count > 0) {
+    const more = batch.skipped.count - batch.skipped.names.length;
+    card.lines.push(
+      `Left out: ${countServices(batch.skipped.count)} of ${batch.env} you may not ${batch.kind} (${batch.skipped.names.join(", ")}${more > 0 ? `, … ${n(more)} more` : ""})`,
+    );
+  }
   const shown = batch.failures.slice(0, batchFailuresShown);
   for (const f of shown) card.lines.push(`❌ ${f.service}: ${f.reason}`);
   if (batch.failed > shown.length) card.lines.push(`… and ${n(batch.failed - shown.length)} more failed`);

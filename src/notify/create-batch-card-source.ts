@@ -27,6 +27,7 @@ export function fromBatchHash(
     total: meta.total,
     services: meta.services,
     requestedBy: meta.requestedBy,
+    ...(meta.skipped ? { skipped: meta.skipped } : {}),
     running: count(hash.running),
     succeeded: count(hash.succeeded),
     failed: count(hash.failed),

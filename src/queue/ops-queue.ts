@@ -32,6 +32,8 @@ export interface BatchMeta {
   conversation: JobData["conversation"];
   requestedBy: string;
   traceId: string;
+  /** Services `*` left out because the requester may not operate them (the first few, and how many). */
+  skipped?: { count: number; names: string[] };
 }
 
 /** Services listed by name on a batch card; beyond this the card gives counts only. */
@@ -47,7 +49,8 @@ export interface OpsQueue {
    * Queues a command's jobs in one round trip, ids from the command's event id. Several jobs are a
    * fan-out: they share a batch whose one card replaces theirs.
    */
-  enqueue(specs: JobSpec[], command: ChatCommand, traceId: string): Promise<Enqueued[]>;
+  /** `skipped`: services `*` left out, for the batch card. */
+  enqueue(specs: JobSpec[], command: ChatCommand, traceId: string, skipped?: string[]): Promise<Enqueued[]>;
   /** Queues a job whose id and payload already exist (an approved request). Idempotent by id. */
   enqueueData(jobId: string, data: JobData): Promise<void>;
   /** Cancels a job that has not started. Returns the job's data for the caller's permission check first. */
@@ -141,7 +144,12 @@ function toJobs(specs: JobSpec[], command: ChatCommand, traceId: string, batch?:
   });
 }
 
-function toBatchMeta(specs: JobSpec[], command: ChatCommand, traceId: string): BatchMeta {
+function toBatchMeta(
+  specs: JobSpec[],
+  command: ChatCommand,
+  traceId: string,
+  skipped: string[] | undefined,
+): BatchMeta {
   const first = specs[0];
   return {
     kind: first?.kind ?? "deploy",
@@ -152,6 +160,9 @@ function toBatchMeta(specs: JobSpec[], command: ChatCommand, traceId: string): B
     conversation: command.conversation,
     requestedBy: command.user.name,
     traceId,
+    ...(skipped?.length
+      ? { skipped: { count: skipped.length, names: skipped.slice(0, batchServicesListed) } }
+      : {}),
   };
 }
 
@@ -176,7 +187,7 @@ export function createOpsQueue(
   return {
     queue,
     leases,
-    async enqueue(specs, command, traceId) {
+    async enqueue(specs, command, traceId, skipped) {
       const batch = specs.length > 1 ? createBatchId(command.conversation.platform, command.id) : undefined;
       const jobs = toJobs(specs, command, traceId, batch);
       // Refuse at once while disconnected: BullMQ would otherwise wait for the connection, and a
@@ -191,7 +202,11 @@ export function createOpsQueue(
             // batch (and counters) it already has.
             await redis
               .multi()
-              .hsetnx(keys.batch(batch), "meta", JSON.stringify(toBatchMeta(specs, command, traceId)))
+              .hsetnx(
+                keys.batch(batch),
+                "meta",
+                JSON.stringify(toBatchMeta(specs, command, traceId, skipped)),
+              )
               .pexpire(keys.batch(batch), batchTtlMs)
               .exec();
           }

@@ -5,6 +5,7 @@ import type { Card } from "../../src/core/card.ts";
 import type { Config } from "../../src/core/config.ts";
 import { ShipbotError } from "../../src/core/errors.ts";
 import type { ExecutorPort } from "../../src/executors/port.ts";
+import { createBatchCardSource } from "../../src/notify/create-batch-card-source.ts";
 import { createBatchId } from "../../src/queue/job-id.ts";
 import { chatCommand, demoUser, sreUser } from "../helpers/example-config.ts";
 import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
@@ -145,6 +146,18 @@ describe("fan-out: one command, many targets (real Redis, real BullMQ)", () => {
     const star = await t.runtime.handle(chatCommand("deploy * staging v3 --dry-run", webdev));
     expect(star.ok).toBe(true);
     expect(star.card?.lines[0]).toBe("🚀 deploy v3 to 2 services in staging");
+    // What `*` left out is said, not silently dropped: in the preview and on the batch's card.
+    expect(star.card?.lines.at(-1)).toBe("Left out: 3 you may not operate (api, svc-1, svc-2)");
+    const command = chatCommand("deploy * staging v3", webdev);
+    const queued = await t.runtime.handle(command);
+    expect(queued.jobIds).toHaveLength(2);
+    const batch = await createBatchCardSource({ redis: t.runtime.redis, keys: t.runtime.keys }).load(
+      createBatchId("shell", command.id),
+    );
+    expect(batch && "card" in batch ? batch.card.lines : []).toContain(
+      "Left out: 3 services of staging you may not deploy (api, svc-1, svc-2)",
+    );
+    await t.runtime.ops.queue.obliterate({ force: true });
 
     const denied = await t.runtime.handle(chatCommand("rollback web,api,svc-1 staging", webdev));
     expect(denied.error?.code).toBe("forbidden");
