@@ -218,6 +218,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       staleMs,
       runningText: verbs[data.kind],
       requester: data.requestedBy.id,
+      fresh: job.attemptsStarted <= 1,
       ...(frozen ? { scheduledFreeze: describeFreeze(frozen, data.env) } : {}),
     });
     if (lease.status === "cancelled" || lease.status === "superseded") {
