@@ -51,13 +51,15 @@ end
 -- sets: flat list of field, value to set; dels: fields to remove; extra (optional): more audit fields.
 -- One HMGET reads everything the checks and the audit entry need; one HSET writes the change.
 local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels, extra)
-  local h = redis.call('HMGET', state, 'phase', 'text', 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch', 'position')
+  local h = redis.call('HMGET', state, 'phase', 'text', 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch', 'position', 'seq')
   local cur = h[1]
   if cur and terminal[cur] then return 0 end
   if phase == 'queued' and cur and cur ~= 'approved' then return 0 end
   if cur == phase and h[2] == text then return 0 end
   local meta = { h[3], h[4], h[5], h[6], h[7], h[8], h[9] }
-  local fields = { 'phase', phase, 'text', text, 'updatedAt', now }
+  -- seq counts the job's changes; read and written here, inside the script, it needs no HINCRBY.
+  local seq = (tonumber(h[11]) or 0) + 1
+  local fields = { 'seq', seq, 'phase', phase, 'text', text, 'updatedAt', now }
   if not meta[1] then
     local raw = redis.call('HGET', state, 'data')
     if not raw then
@@ -80,7 +82,6 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
     end
   end
   for _, v in ipairs(sets) do fields[#fields + 1] = v end
-  local seq = redis.call('HINCRBY', state, 'seq', 1)
   redis.call('HSET', state, unpack(fields))
   -- Nothing to remove when the only field to clear is a position the job never had.
   if #dels > 0 and not (#dels == 1 and dels[1] == 'position' and not h[10]) then redis.call('HDEL', state, unpack(dels)) end
