@@ -21,10 +21,15 @@ import type { Keys } from "./keys.ts";
 const acquireScript = `${transitionLua}
 local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local locks, freezes, incidents, durations = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local jobId, member, score, staleMs, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local runningText, target, auditMax, ttl, bullPrefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local requester, service, env, scheduledFreeze, breakGlassCard = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
-local fresh = ARGV[17] == '1'
+local jobId, score, staleMs, kind, ts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local runningText, requester, service, env, scheduledFreeze = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local fresh = ARGV[11] == '1'
+-- Derived here rather than sent with every call (each argument costs the worker to encode).
+local member = kind .. '|' .. ARGV[5] .. '|' .. jobId
+local target = service .. '/' .. env
+local auditMax, ttl = ${auditMaxLength}, ${stateTtlMs}
+local bullPrefix = string.sub(bullJob, 1, #bullJob - #jobId)
+local breakGlassCard = '${toBreakGlassCardId("ran", "")}' .. jobId
 
 local mark = redis.call('HGET', marks, jobId)
 if mark then
@@ -284,21 +289,15 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         keys.incidents,
         keys.durations(request.service, request.env),
         request.jobId,
-        lineMember(request),
         lineScore(request),
         staleMs,
         request.kind,
         request.requestedAt,
         runningText,
-        `${request.service}/${request.env}`,
-        auditMaxLength,
-        stateTtlMs,
-        keys.bullPrefix,
         requester,
         request.service,
         request.env,
         scheduledFreeze ?? "",
-        toBreakGlassCardId("ran", request.jobId),
         fresh ? "1" : "0",
       );
       const [status, a = "", b = "0", ...rest] = reply;
