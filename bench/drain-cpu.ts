@@ -4,7 +4,10 @@
  * for a raw BullMQ worker with a no-op processor and for shipbot's worker (and, with `--records`, its
  * deriver and notifier too) in the same run, on a Redis of its own.
  *
- *   node bench/drain-cpu.ts [jobs=4000] [--records] [--reps 3]
+ *   node bench/drain-cpu.ts [jobs=4000] [--records] [--reps 3] [--job-opts]
+ *
+ * `--job-opts` gives the raw jobs shipbot's own job options (priority, attempts with backoff, finished
+ * jobs kept by age and count), which tells BullMQ's share of the difference from shipbot's.
  */
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
@@ -17,6 +20,7 @@ const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
 const records = process.argv.includes("--records");
 const repsAt = process.argv.indexOf("--reps");
 const reps = repsAt === -1 ? 3 : Number(process.argv[repsAt + 1]);
+const jobOpts = process.argv.includes("--job-opts");
 const concurrency = 10;
 const log = pino({ level: "silent" });
 
@@ -83,7 +87,16 @@ async function raw(url: string, rep: number): Promise<CpuPerJob> {
           requestedAt: Date.now(),
           traceId: "0123456789abcdef01",
         },
-        opts: { removeOnComplete: true },
+        opts: jobOpts
+          ? {
+              jobId: `r${rep}-${i + k}`,
+              priority: 2,
+              attempts: 3,
+              backoff: { type: "exponential", delay: 2_000 },
+              removeOnComplete: { age: 24 * 3600, count: 10_000 },
+              removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+            }
+          : { removeOnComplete: true },
       })),
     );
   const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
@@ -191,7 +204,7 @@ try {
   const row = (name: string, x: CpuPerJob) =>
     `${name.padEnd(26)} node ${x.nodeUs.toFixed(0).padStart(5)} µs  redis ${x.redisUs.toFixed(0).padStart(5)} µs  total ${(x.nodeUs + x.redisUs).toFixed(0).padStart(5)} µs  scripts ${x.scriptUs.toFixed(0).padStart(4)} µs  cmds ${x.commands.toFixed(1).padStart(5)}  ${Math.round(x.rate)}/s`;
   console.log(`${count} jobs, concurrency ${concurrency}, medians of ${reps}`);
-  console.log(row("raw BullMQ", r));
+  console.log(row(jobOpts ? "raw, shipbot's job options" : "raw BullMQ", r));
   console.log(row(records ? "shipbot + records, cards" : "shipbot worker", s));
   console.log(
     `CPU ratio (raw total / shipbot total): ${((r.nodeUs + r.redisUs) / (s.nodeUs + s.redisUs)).toFixed(2)}`,
