@@ -64,10 +64,12 @@ if event == 'completed' then
   end
 end
 local seq, meta = transition(state, bullJob, audit, cards, jobId, phase, text, now, 0, auditMax, ttl, sets, { 'position' }, extra)
+-- One read for what follows: the image, the start, a passed freeze and the target.
+local toImage, startedAt, breakGlassFreeze, svc, env = unpack(redis.call('HMGET', state, 'toImage', 'startedAt', 'breakGlassFreeze', 'service', 'env'))
 if seq > 0 and (phase == 'succeeded' or phase == 'failed') then
-  recordHistory(historyPrefix, meta, jobId, phase, redis.call('HGET', state, 'toImage'), now)
+  recordHistory(historyPrefix, meta, jobId, phase, toImage, now)
   -- How long it held the target: the queue's ETAs come from the last 20 of these.
-  local started = tonumber(redis.call('HGET', state, 'startedAt') or '')
+  local started = tonumber(startedAt or '')
   if started and meta[2] and meta[2] ~= '' then
     local key = durationsPrefix .. meta[2] .. ':' .. meta[3]
     redis.call('LPUSH', key, (meta[1] or '') .. ':' .. math.max(0, finishedAt - started))
@@ -75,8 +77,7 @@ if seq > 0 and (phase == 'succeeded' or phase == 'failed') then
   end
 end
 -- A break-glass run's post in the audit channel shows how it ended (edited in place).
-if seq > 0 and redis.call('HEXISTS', state, 'breakGlassFreeze') == 1 then redis.call('ZADD', cards, now, breakGlassCard) end
-local svc, env = unpack(redis.call('HMGET', state, 'service', 'env'))
+if seq > 0 and breakGlassFreeze then redis.call('ZADD', cards, now, breakGlassCard) end
 if not svc then return false end
 local lease = leasePrefix .. svc .. ':' .. env
 local holder = redis.call('GET', lease)

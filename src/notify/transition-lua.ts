@@ -49,32 +49,42 @@ local function nowMs()
 end
 
 -- sets: flat list of field, value to set; dels: fields to remove; extra (optional): more audit fields.
+-- One HMGET reads everything the checks and the audit entry need; one HSET writes the change.
 local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels, extra)
-  local cur = redis.call('HGET', state, 'phase')
+  local h = redis.call('HMGET', state, 'phase', 'text', 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch', 'position', 'seq')
+  local cur = h[1]
   if cur and terminal[cur] then return 0 end
   if phase == 'queued' and cur and cur ~= 'approved' then return 0 end
-  if cur == phase and redis.call('HGET', state, 'text') == text then return 0 end
-  local meta = redis.call('HMGET', state, 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch')
+  if cur == phase and h[2] == text then return 0 end
+  local meta = { h[3], h[4], h[5], h[6], h[7], h[8], h[9] }
+  -- seq counts the job's changes; read and written here, inside the script, it needs no HINCRBY.
+  local seq = (tonumber(h[11]) or 0) + 1
+  local fields = { 'seq', seq, 'phase', phase, 'text', text, 'updatedAt', now }
   if not meta[1] then
-    local raw = redis.call('HGET', state, 'data') or redis.call('HGET', bullJob, 'data')
+    local raw = redis.call('HGET', state, 'data')
+    if not raw then
+      raw = redis.call('HGET', bullJob, 'data')
+      if raw then fields[#fields + 1] = 'data'; fields[#fields + 1] = raw end
+    end
     if raw then
-      redis.call('HSET', state, 'data', raw)
       local ok, d = pcall(cjson.decode, raw)
       if ok and type(d) == 'table' then
         local by = type(d.requestedBy) == 'table' and d.requestedBy or {}
         meta = { tostring(d.kind or ''), tostring(d.service or ''), tostring(d.env or ''), tostring(by.id or ''), tostring(d.traceId or ''), tostring(by.name or '') }
-        redis.call('HSET', state, 'kind', meta[1], 'service', meta[2], 'env', meta[3], 'actor', meta[4], 'trace', meta[5], 'by', meta[6])
+        for i, f in ipairs({ 'kind', 'service', 'env', 'actor', 'trace', 'by' }) do
+          fields[#fields + 1] = f; fields[#fields + 1] = meta[i]
+        end
         if type(d.batch) == 'string' then
           meta[7] = d.batch
-          redis.call('HSET', state, 'batch', d.batch)
+          fields[#fields + 1] = 'batch'; fields[#fields + 1] = d.batch
         end
       end
     end
   end
-  local seq = redis.call('HINCRBY', state, 'seq', 1)
-  redis.call('HSET', state, 'phase', phase, 'text', text, 'updatedAt', now)
-  if #sets > 0 then redis.call('HSET', state, unpack(sets)) end
-  if #dels > 0 then redis.call('HDEL', state, unpack(dels)) end
+  for _, v in ipairs(sets) do fields[#fields + 1] = v end
+  redis.call('HSET', state, unpack(fields))
+  -- Nothing to remove when the only field to clear is a position the job never had.
+  if #dels > 0 and not (#dels == 1 and dels[1] == 'position' and not h[10]) then redis.call('HDEL', state, unpack(dels)) end
   redis.call('PEXPIRE', state, ttl)
   local entry = { 'type', 'job.' .. phase, 'at', tostring(now), 'job', jobId,
     'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '', 'trace', meta[5] or '',

@@ -21,9 +21,15 @@ import type { Keys } from "./keys.ts";
 const acquireScript = `${transitionLua}
 local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local locks, freezes, incidents, durations = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local jobId, member, score, staleMs, kind, ts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local runningText, target, auditMax, ttl, bullPrefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local requester, service, env, scheduledFreeze, breakGlassCard = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local jobId, score, staleMs, kind, ts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local runningText, requester, service, env, scheduledFreeze = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local fresh = ARGV[11] == '1'
+-- Derived here rather than sent with every call (each argument costs the worker to encode).
+local member = kind .. '|' .. ARGV[5] .. '|' .. jobId
+local target = service .. '/' .. env
+local auditMax, ttl = ${auditMaxLength}, ${stateTtlMs}
+local bullPrefix = string.sub(bullJob, 1, #bullJob - #jobId)
+local breakGlassCard = '${toBreakGlassCardId("ran", "")}' .. jobId
 
 local mark = redis.call('HGET', marks, jobId)
 if mark then
@@ -45,9 +51,12 @@ local function approvedBreakGlass()
 end
 
 -- Guards checked where the job runs: a lock held by someone else, or a freeze (rollbacks pass freezes).
+-- An empty hash does not exist, so one EXISTS tells whether any lock, freeze or incident is held at
+-- all; only then are the guards read one by one.
+local guarded = redis.call('EXISTS', locks, freezes, incidents) > 0
 local blocked = false
 local passedFreeze = false
-local lock = redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env)
+local lock = guarded and (redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env))
 if lock then
   local ok, l = pcall(cjson.decode, lock)
   if ok and type(l) == 'table' and l.byId ~= requester then
@@ -56,7 +65,7 @@ if lock then
 end
 if not blocked and kind ~= 'rollback' then
   local freeze = false
-  local frozen = redis.call('HGET', freezes, env)
+  local frozen = guarded and redis.call('HGET', freezes, env)
   if frozen then
     local ok, f = pcall(cjson.decode, frozen)
     if ok and type(f) == 'table' and (f['until'] == nil or tonumber(f['until']) > now) then
@@ -69,7 +78,7 @@ if not blocked and kind ~= 'rollback' then
   if freeze then
     if approvedBreakGlass() then passedFreeze = freeze else blocked = freeze end
   end
-  if not blocked then
+  if not blocked and guarded then
     -- A firing severe alert makes its target rollback-only until it resolves (set by src/alerts).
     local incident = redis.call('HGET', incidents, service .. ':' .. env)
     if incident then
@@ -92,6 +101,7 @@ local holder = redis.call('GET', lease)
 local holderId = holder and string.match(holder, '^([^|]+)|') or false
 local busy = false
 local running = false
+local lineEmpty = false
 if holderId and holderId ~= jobId then
   if redis.call('EXISTS', bullPrefix .. holderId .. ':lock') == 1 then
     busy = true
@@ -106,7 +116,7 @@ if not busy then
   -- Free: still, whoever is ahead in the line goes first. Heads that stopped checking in are dropped.
   while true do
     local head = redis.call('ZRANGE', line, 0, 0, 'WITHSCORES')
-    if #head == 0 then break end
+    if #head == 0 then lineEmpty = true; break end
     local headId = string.match(head[1], '|([^|]+)$')
     if headId == jobId then break end
     local last = tonumber(redis.call('HGET', seen, headId) or '0')
@@ -124,10 +134,13 @@ if not busy then
   local fence = redis.call('INCR', fenceKey)
   redis.call('SET', lease, jobId .. '|' .. fence)
   -- The fence of this job's first attempt: a retry must not overwrite what others did since.
-  redis.call('HSETNX', state, 'firstFence', fence)
-  local firstFence = redis.call('HGET', state, 'firstFence')
-  redis.call('ZREM', line, member)
-  redis.call('HDEL', seen, jobId)
+  local firstFence = fence
+  if redis.call('HSETNX', state, 'firstFence', fence) == 0 then firstFence = redis.call('HGET', state, 'firstFence') end
+  -- A job on its first start has never joined the line (nor is it in an empty one).
+  if not fresh then
+    if not lineEmpty then redis.call('ZREM', line, member) end
+    redis.call('HDEL', seen, jobId)
+  end
   local sets = { 'startedAt', tostring(now), 'fence', tostring(fence) }
   if passedFreeze then
     -- Break-glass: the ledger says which freeze it passed; the audit channel gets its post.
@@ -224,7 +237,14 @@ export interface Leases {
   /** Takes the target (and marks the job running) or joins its line (and marks the job waiting). */
   acquire(
     request: LeaseRequest,
-    options: { staleMs: number; runningText: string; requester: string; scheduledFreeze?: string },
+    options: {
+      staleMs: number;
+      runningText: string;
+      requester: string;
+      scheduledFreeze?: string;
+      /** The job's first start: it cannot be in the target's line yet, so there is nothing to clear. */
+      fresh?: boolean;
+    },
   ): Promise<AcquireResult>;
   /** "cancelled", or why not: "running" or the final phase the job already reached. */
   cancel(request: LeaseRequest, by: string): Promise<string>;
@@ -253,7 +273,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
     redis.defineCommand("shipbotCancel", { numberOfKeys: 6, lua: cancelScript });
   }
   return {
-    async acquire(request, { staleMs, runningText, requester, scheduledFreeze }) {
+    async acquire(request, { staleMs, runningText, requester, scheduledFreeze, fresh }) {
       const reply = await r.shipbotAcquire(
         keys.lease(request.service, request.env),
         keys.line(request.service, request.env),
@@ -269,21 +289,16 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         keys.incidents,
         keys.durations(request.service, request.env),
         request.jobId,
-        lineMember(request),
         lineScore(request),
         staleMs,
         request.kind,
         request.requestedAt,
         runningText,
-        `${request.service}/${request.env}`,
-        auditMaxLength,
-        stateTtlMs,
-        keys.bullPrefix,
         requester,
         request.service,
         request.env,
         scheduledFreeze ?? "",
-        toBreakGlassCardId("ran", request.jobId),
+        fresh ? "1" : "0",
       );
       const [status, a = "", b = "0", ...rest] = reply;
       if (status === "acquired") return { status, fence: Number(a), firstFence: Number(b) };

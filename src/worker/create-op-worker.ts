@@ -218,6 +218,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       staleMs,
       runningText: verbs[data.kind],
       requester: data.requestedBy.id,
+      fresh: job.attemptsStarted <= 1,
       ...(frozen ? { scheduledFreeze: describeFreeze(frozen, data.env) } : {}),
     });
     if (lease.status === "cancelled" || lease.status === "superseded") {
@@ -237,7 +238,18 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     }
 
     const startedAt = Date.now();
-    const timeout = AbortSignal.timeout(rolloutTimeoutMs);
+    const deadline = startedAt + rolloutTimeoutMs;
+    // Built when the executor first asks for it (a real one does at once; a no-op never does): the
+    // timeout and the combined signal cost timers and weak references on every job otherwise.
+    let timeout: AbortSignal | undefined;
+    let combined: AbortSignal | undefined;
+    const executionSignal = (): AbortSignal => {
+      if (!combined) {
+        timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+        combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      }
+      return combined;
+    };
     let progressChain: Promise<unknown> = Promise.resolve();
     const commit: DeployedCommit = {};
     try {
@@ -259,7 +271,9 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
               jobId,
               fence: lease.fence,
               firstFence: lease.firstFence,
-              signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+              get signal() {
+                return executionSignal();
+              },
               onProgress(progress) {
                 // Serialised so the store sees progress in order; a failed write only loses a tick.
                 progressChain = progressChain
@@ -299,7 +313,8 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       };
     } catch (caught) {
       await progressChain;
-      const reason = timeout.aborted
+      const timedOut = timeout ? timeout.aborted : Date.now() >= deadline;
+      const reason = timedOut
         ? new ShipbotError(
             "timeout",
             `gave up following the rollout after ${Math.round(rolloutTimeoutMs / 1000)}s`,

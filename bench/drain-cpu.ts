@@ -1,0 +1,214 @@
+/**
+ * CPU per drained job, which stays put on a shared machine where jobs/s does not: the worker process's
+ * `process.cpuUsage()` and Redis's `INFO cpu` (user + sys) over the drain, divided by the job count,
+ * for a raw BullMQ worker with a no-op processor and for shipbot's worker (and, with `--records`, its
+ * deriver and notifier too) in the same run, on a Redis of its own.
+ *
+ *   node bench/drain-cpu.ts [jobs=4000] [--records] [--reps 3] [--job-opts]
+ *
+ * `--job-opts` gives the raw jobs shipbot's own job options (priority, attempts with backoff, finished
+ * jobs kept by age and count), which tells BullMQ's share of the difference from shipbot's.
+ */
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { createRuntime } from "../src/bin/create-runtime.ts";
+import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { commandCalls, startBenchRedis } from "./redis-server.ts";
+
+const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
+const records = process.argv.includes("--records");
+const repsAt = process.argv.indexOf("--reps");
+const reps = repsAt === -1 ? 3 : Number(process.argv[repsAt + 1]);
+const jobOpts = process.argv.includes("--job-opts");
+const concurrency = 10;
+const log = pino({ level: "silent" });
+
+export interface CpuPerJob {
+  nodeUs: number;
+  redisUs: number;
+  scriptUs: number;
+  commands: number;
+  rate: number;
+}
+
+async function redisCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+  return (user + sys) * 1e6;
+}
+
+async function scriptUsec(redis: Redis): Promise<number> {
+  const info = await redis.info("commandstats");
+  let us = 0;
+  for (const m of info.matchAll(/cmdstat_(evalsha|eval|fcall):calls=\d+,usec=(\d+)/g)) us += Number(m[2]);
+  return us;
+}
+
+/** Starts the clocks, runs `drain` until it resolves, and divides every delta by `count`. */
+export async function measureCpu(redis: Redis, n: number, drain: () => Promise<void>): Promise<CpuPerJob> {
+  await redis.config("RESETSTAT");
+  const redis0 = await redisCpuUs(redis);
+  const node0 = process.cpuUsage();
+  const t0 = performance.now();
+  await drain();
+  const secs = (performance.now() - t0) / 1000;
+  const node = process.cpuUsage(node0);
+  const redisUs = (await redisCpuUs(redis)) - redis0;
+  return {
+    nodeUs: (node.user + node.system) / n,
+    redisUs: redisUs / n,
+    scriptUs: (await scriptUsec(redis)) / n,
+    commands: (await commandCalls(redis)) / n,
+    rate: n / secs,
+  };
+}
+
+const until = async (done: () => boolean | Promise<boolean>): Promise<void> => {
+  while (!(await done())) await new Promise((r) => setTimeout(r, 20));
+};
+
+async function raw(url: string, rep: number): Promise<CpuPerJob> {
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const queue = new Queue(`raw-cpu-${rep}`, { connection: redis });
+  for (let i = 0; i < count; i += 500)
+    await queue.addBulk(
+      Array.from({ length: Math.min(500, count - i) }, (_, k) => ({
+        name: "k8s.deploy",
+        data: {
+          kind: "deploy",
+          service: `svc-${(i + k) % 1000}`,
+          env: "staging",
+          version: `v${i + k}`,
+          requestedBy: { id: "shell:bench", name: "bench" },
+          conversation: { platform: "shell", channel: "bench" },
+          commandId: `cmd-${i + k}`,
+          requestedAt: Date.now(),
+          traceId: "0123456789abcdef01",
+        },
+        opts: jobOpts
+          ? {
+              jobId: `r${rep}-${i + k}`,
+              priority: 2,
+              attempts: 3,
+              backoff: { type: "exponential", delay: 2_000 },
+              removeOnComplete: { age: 24 * 3600, count: 10_000 },
+              removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+            }
+          : { removeOnComplete: true },
+      })),
+    );
+  const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
+  let done = 0;
+  let worker: Worker | undefined;
+  const result = await measureCpu(redis, count, async () => {
+    worker = new Worker(`raw-cpu-${rep}`, async () => undefined, { connection: workerRedis, concurrency });
+    worker.on("completed", () => done++);
+    await until(() => done >= count);
+  });
+  await worker?.close();
+  await workerRedis.quit();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await redis.quit();
+  return result;
+}
+
+const silentChat = {
+  async post() {
+    return "ref";
+  },
+  async update() {},
+};
+
+async function shipbot(url: string, rep: number): Promise<CpuPerJob> {
+  const config = benchConfig(`cpu-${rep}${records ? "r" : ""}`, count, concurrency);
+  const producer = await createRuntime({
+    config,
+    redisUrl: url,
+    executor: noopExecutor(),
+    chats: {},
+    log,
+    accept: true,
+    work: false,
+    notify: false,
+  });
+  const user = { id: "shell:bench", name: "bench", groups: [] };
+  for (let i = 0; i < count; i += 32)
+    await Promise.all(
+      Array.from({ length: Math.min(32, count - i) }, (_, k) =>
+        producer.handle({
+          id: `c${rep}-${i + k}`,
+          user,
+          conversation: { platform: "shell", channel: "bench" },
+          text: `/deploy svc-${i + k} staging v1`,
+          receivedAt: Date.now(),
+        }),
+      ),
+    );
+  let done = 0;
+  let runtime: Awaited<ReturnType<typeof createRuntime>> | undefined;
+  const result = await measureCpu(producer.redis, count, async () => {
+    runtime = await createRuntime({
+      config,
+      redisUrl: url,
+      executor: noopExecutor(),
+      chats: { shell: silentChat },
+      log,
+      accept: false,
+      work: true,
+      notify: records,
+      concurrency,
+    });
+    for (const worker of runtime.workers) worker.on("completed", () => done++);
+    await until(async () => {
+      if (done < count) return false;
+      if (!records) return true;
+      const [pending, inflight] = await Promise.all([
+        producer.redis.zcard(producer.keys.cards),
+        producer.redis.zcard(producer.keys.cardsInflight),
+      ]);
+      return pending === 0 && inflight === 0;
+    });
+  });
+  await runtime?.close();
+  await producer.ops.queue.obliterate({ force: true });
+  await producer.close();
+  return result;
+}
+
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+function summary(runs: CpuPerJob[]): CpuPerJob {
+  return {
+    nodeUs: median(runs.map((r) => r.nodeUs)),
+    redisUs: median(runs.map((r) => r.redisUs)),
+    scriptUs: median(runs.map((r) => r.scriptUs)),
+    commands: median(runs.map((r) => r.commands)),
+    rate: median(runs.map((r) => r.rate)),
+  };
+}
+
+const server = await startBenchRedis();
+try {
+  const rawRuns: CpuPerJob[] = [];
+  const shipRuns: CpuPerJob[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    rawRuns.push(await raw(server.url, rep));
+    shipRuns.push(await shipbot(server.url, rep));
+  }
+  const r = summary(rawRuns);
+  const s = summary(shipRuns);
+  const row = (name: string, x: CpuPerJob) =>
+    `${name.padEnd(26)} node ${x.nodeUs.toFixed(0).padStart(5)} µs  redis ${x.redisUs.toFixed(0).padStart(5)} µs  total ${(x.nodeUs + x.redisUs).toFixed(0).padStart(5)} µs  scripts ${x.scriptUs.toFixed(0).padStart(4)} µs  cmds ${x.commands.toFixed(1).padStart(5)}  ${Math.round(x.rate)}/s`;
+  console.log(`${count} jobs, concurrency ${concurrency}, medians of ${reps}`);
+  console.log(row(jobOpts ? "raw, shipbot's job options" : "raw BullMQ", r));
+  console.log(row(records ? "shipbot + records, cards" : "shipbot worker", s));
+  console.log(
+    `CPU ratio (raw total / shipbot total): ${((r.nodeUs + r.redisUs) / (s.nodeUs + s.redisUs)).toFixed(2)}`,
+  );
+} finally {
+  await server.stop();
+}
