@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: shipbot's hot paths against raw BullMQ and Redis, measured in the same run on a Redis
  * of its own. Prints a table and writes bench/results/latest.json. `--quick` runs smaller sizes;
- * `--only fanout` runs that scenario alone and updates its rows in latest.json.
+ * `--only fanout` runs that scenario alone and updates its rows in latest.json. A full run ends with
+ * bench/http-load.ts (`--no-load` skips it).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { Queue, Worker } from "bullmq";
@@ -334,6 +335,16 @@ async function main(): Promise<void> {
     `\nshipbot benchmarks (median of ${repetitions}; ${machine.cpus} cores, Node ${machine.node}, Redis ${machine.redis}, BullMQ ${machine.bullmq})\n`,
   );
   console.table(results.map((r) => ({ ...r, ratio: Math.round(r.ratio * 100) / 100 })));
+  if (only === undefined && !process.argv.includes("--no-load")) {
+    // The HTTP load (commands, clicks and alerts against `shipbot serve` in child processes) adds its own
+    // rows to latest.json, so one `npm run bench` records every scenario.
+    console.log("\nHTTP load: bench/http-load.ts");
+    const load = spawnSync(process.execPath, [new URL("./http-load.ts", import.meta.url).pathname], {
+      stdio: "inherit",
+      env: { ...process.env, HTTP_LOAD_SECONDS: process.env.HTTP_LOAD_SECONDS ?? (quick ? "15" : "60") },
+    });
+    if (load.status !== 0) process.exitCode = 1;
+  }
 }
 
 await main();
