@@ -19,7 +19,7 @@ import type { ChatAction } from "../../src/app/handle-action.ts";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import { createHttpServer } from "../../src/http/create-http-server.ts";
 import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index.ts";
-import { teamsCardAction } from "../emulators/teams/index.ts";
+import { teamsCardAction, teamsMessage } from "../emulators/teams/index.ts";
 import { chatCommand, sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { quietLog, redisUrl, startTestRuntime, type TestRuntime } from "../helpers/test-runtime.ts";
@@ -271,6 +271,113 @@ describe("Teams adaptiveCard/action invokes with arbitrary contents", () => {
     );
     // The well-formed share of them reached the router (and was refused there).
     expect(actions.length).toBeGreaterThan(reachedBefore);
+    await assertNothingDecided();
+  });
+});
+
+/** Service arguments that name no service: shell syntax, traversal, selectors, look-alikes, invisible marks. */
+const hostileService = fc.constantFrom(
+  "api;rm -rf /",
+  "api|id",
+  "$(id)",
+  "`id`",
+  "../api",
+  "api\u200b",
+  "\uff41pi",
+  "app=api,tier!=db",
+  "api%00",
+  "a".repeat(100_000),
+);
+/** Who sends commands: strangers (no role anywhere) and malformed ids; never someone who may deploy. */
+const stranger = fc.oneof(
+  fc.constantFrom("U0NOBODY01", "", " ", "W0GUEST001", "slack:U0SRE00001"),
+  fc.string({ maxLength: 30 }).filter((id) => !/^U0(DEMO|SRE)/.test(id.trim())),
+);
+const anyText = fc.oneof(
+  fc.string({ maxLength: 200 }),
+  fc.constantFrom("api staging v2", "api production v2", "* staging v2", "api staging 3", "api staging"),
+  fc.tuple(hostileService, fc.string({ maxLength: 20 })).map(([svc, rest]) => `${svc} staging ${rest}`),
+);
+
+describe("Slack slash commands with arbitrary contents, correctly signed", () => {
+  it("answers each below 500 and never queues a job from a stranger or an invalid argument", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.record({ user: stranger, text: anyText }),
+          // Someone who may deploy to staging, with arguments that are never valid.
+          fc.record({
+            user: fc.constant(deployer),
+            text: fc
+              .tuple(
+                hostileService,
+                fc.constantFrom("staging", "staging;", "st\u0430ging"),
+                fc.string({ maxLength: 20 }),
+              )
+              .map(([svc, env, version]) => `${svc} ${env} ${version}`),
+          }),
+        ),
+        fc.constantFrom("/deploy", "/rollback", "/scale", "/shipbot", "/lock", "/x"),
+        fc.dictionary(
+          fc.constantFrom("channel_id", "team_id", "user_name", "trigger_id"),
+          fc.string({ maxLength: 40 }),
+        ),
+        async ({ user, text }, command, extra) => {
+          const body = new URLSearchParams({
+            token: "unused",
+            team_id: "T0EMULATED",
+            channel_id: "C0FUZZ",
+            user_id: user,
+            user_name: "fuzz",
+            command,
+            text,
+            response_url: "http://127.0.0.1:9/commands/unused",
+            trigger_id: `${Date.now()}.1.fuzz`,
+            ...extra,
+          }).toString();
+          const res = await postSlack(body);
+          await res.arrayBuffer();
+          expect(res.status).toBeLessThan(500);
+          await slackAdapter.idle();
+        },
+      ),
+      { numRuns: 80 },
+    );
+    await assertNothingDecided();
+  });
+});
+
+describe("Teams messages with arbitrary contents", () => {
+  it("answers each below 500 and never queues a job from a stranger or an invalid argument", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        stranger,
+        fc.oneof(
+          anyText.map((text) => `deploy ${text}`),
+          fc.string({ maxLength: 300 }),
+        ),
+        fc.boolean(),
+        async (user, text, mention) => {
+          const activity = teamsMessage({
+            serviceUrl: `${slack.url}/teams/`,
+            appId,
+            tenantId: "00000000-0000-0000-0000-0000000000aa",
+            from: { id: "29:fuzz", aadObjectId: user, name: "fuzz" },
+            conversationId: "a:fuzz-conversation",
+            text,
+            mention,
+          });
+          const res = await fetch(`${base}/api/messages`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(activity),
+          });
+          await res.arrayBuffer();
+          expect(res.status).toBeLessThan(500);
+        },
+      ),
+      { numRuns: 60 },
+    );
     await assertNothingDecided();
   });
 });
