@@ -164,6 +164,11 @@ function slackPayload(user: unknown, actionId: unknown, value: unknown, extra: R
   };
 }
 
+/** Any generated value as a string; JSON for objects (a `toString` key would break `String()`). */
+function asText(value: unknown): string {
+  return typeof value === "string" ? value : (JSON.stringify(value) ?? "");
+}
+
 async function assertNothingDecided(): Promise<void> {
   const state = await t.runtime.status.read(pendingJob);
   expect(state?.phase).toBe("pending-approval");
@@ -240,10 +245,10 @@ describe("Teams adaptiveCard/action invokes with arbitrary contents", () => {
               serviceUrl: `${slack.url}/teams/`,
               appId,
               tenantId: "00000000-0000-0000-0000-0000000000aa",
-              from: { id: "29:fuzz", aadObjectId: String(user), name: "fuzz" },
+              from: { id: "29:fuzz", aadObjectId: asText(user), name: "fuzz" },
               conversationId: "a:fuzz-conversation",
-              verb: String(action),
-              value: String(value),
+              verb: asText(action),
+              value: asText(value),
             }),
             ...extra,
           } as Record<string, unknown>;
