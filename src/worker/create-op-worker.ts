@@ -20,7 +20,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { inSpan, type Tracing } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { LeaseRequest, Leases } from "../queue/lease-scripts.ts";
-import { toLeaseRequest, wakeJob } from "../queue/ops-queue.ts";
+import { keepCompleted, keepFailed, toLeaseRequest, wakeJob } from "../queue/ops-queue.ts";
 
 export interface OpWorkerOptions {
   connection: Redis;
@@ -342,6 +342,9 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       lockDuration: lockDurationMs,
       stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
       maxStalledCount: 2,
+      // Retention for every operations job (they carry none of their own): see keepCompleted.
+      removeOnComplete: keepCompleted,
+      removeOnFail: keepFailed,
       autorun: options.autorun ?? true,
       ...(options.tracing ? { telemetry: options.tracing.bullmq } : {}),
     },

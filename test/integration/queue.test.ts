@@ -1,9 +1,11 @@
+import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime } from "../../src/bin/create-runtime.ts";
+import { ShipbotError } from "../../src/core/errors.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
-import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
+import { redisUrl, startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
 let current: TestRuntime | undefined;
 afterEach(async () => {
@@ -39,6 +41,64 @@ describe("operations queue (real Redis, real BullMQ)", () => {
       { completed: 1, waiting: 0 },
     );
     expect(t.chat.cards.size).toBe(1);
+  });
+
+  it("keeps a finished job a day (completed) or a week (failed), so a later redelivery creates nothing twice", async () => {
+    const { gated, t } = await start();
+    const queue = t.runtime.ops.queue;
+    // One target, so the operations run one after another in the order they are let through.
+    const run = async (version: string, outcome: "finish" | "fail", eventId?: string) => {
+      const jobId = await submit(t, `/deploy api staging ${version}`, eventId);
+      const calls = await gated.started(gated.calls.length + 1);
+      const call = calls[calls.length - 1];
+      if (outcome === "finish") call?.finish();
+      else call?.fail(new ShipbotError("conflict", `${version} is broken`));
+      await t.waitForPhase(jobId, [outcome === "finish" ? "succeeded" : "failed"]);
+      return jobId;
+    };
+    const old = await run("v2", "finish", "evt-retained");
+    const recent = await run("v3", "finish");
+    const failedLongAgo = await run("v4", "fail");
+    const failedDaysAgo = await run("v5", "fail");
+
+    // The chat platform delivers the first command again after its job finished: same job, no new run.
+    const again = await t.runtime.handle(chatCommand("/deploy api staging v2", demoUser, "evt-retained"));
+    expect(again.jobIds).toEqual([old]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gated.calls).toHaveLength(4);
+    expect(t.chat.cards.size).toBe(4);
+    expect(await queue.getJobCounts("completed", "failed", "waiting", "delayed")).toMatchObject({
+      completed: 2,
+      failed: 2,
+      waiting: 0,
+      delayed: 0,
+    });
+
+    // Age the finished jobs as if they had finished earlier (BullMQ ages them by their score in its
+    // completed and failed sets); the next job to finish each way trims what is past its retention.
+    const client = new Redis(redisUrl);
+    const hour = 3600 * 1000;
+    const now = Date.now();
+    await client.zadd(queue.toKey("completed"), "XX", now - 25 * hour, old, now - 23 * hour, recent);
+    await client.zadd(
+      queue.toKey("failed"),
+      "XX",
+      now - 8 * 24 * hour,
+      failedLongAgo,
+      now - 6 * 24 * hour,
+      failedDaysAgo,
+    );
+    await client.quit();
+    const completedNow = await run("v6", "finish");
+    const failedNow = await run("v7", "fail");
+
+    const kept = async (jobId: string) => (await queue.getJob(jobId)) !== undefined;
+    expect(await kept(old)).toBe(false);
+    expect(await kept(recent)).toBe(true);
+    expect(await kept(completedNow)).toBe(true);
+    expect(await kept(failedLongAgo)).toBe(false);
+    expect(await kept(failedDaysAgo)).toBe(true);
+    expect(await kept(failedNow)).toBe(true);
   });
 
   it("runs one operation per service and environment at a time, and different targets in parallel", async () => {
