@@ -10,7 +10,7 @@ import { contextFromTraceRef, inSpan } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import { type ChatPort, type ChatPorts, isChatRateLimitedError } from "./chat-port.ts";
 import { createPaceClock } from "./pace-script.ts";
-import type { StatusStore } from "./status-store.ts";
+import { fromStateHash, type StatusStore } from "./status-store.ts";
 
 interface CardRef {
   ref: string;
@@ -54,23 +54,39 @@ end
 return claimed
 `;
 
-/** Done with a claim; `laterMs` > 0 puts the card back for then (rate limits, platform pacing). */
-const releaseScript = `
-redis.call('ZREM', KEYS[2], ARGV[1])
-local later = tonumber(ARGV[2])
-if later > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZADD', KEYS[1], 'GT', now + later, ARGV[1])
-  redis.call('ZADD', KEYS[1], 'NX', now + later, ARGV[1])
+/**
+ * Done with a batch of claims: per card five arguments (id, laterMs, the reference key or '' when
+ * nothing was delivered, the reference, '1' for a post, whose posting marker goes). References are
+ * stored before claims are released, so no other process renders a card meanwhile.
+ */
+const finishScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, #ARGV, 5 do
+  local id, later, refKey = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if refKey ~= '' then
+    redis.call('SET', refKey, ARGV[i + 3], 'EX', ${7 * 24 * 3600})
+    if ARGV[i + 4] == '1' then redis.call('DEL', refKey .. ':posting') end
+  end
+  redis.call('ZREM', KEYS[2], id)
+  if later > 0 then
+    redis.call('ZADD', KEYS[1], 'GT', now + later, id)
+    redis.call('ZADD', KEYS[1], 'NX', now + later, id)
+  end
 end
 return 1
 `;
 
 type NotifierRedis = Redis & {
+  shipbotFinishCards(cards: string, inflight: string, ...args: Array<string | number>): Promise<number>;
   shipbotClaimCards(cards: string, inflight: string, limit: number, claimMs: number): Promise<string[]>;
-  shipbotReleaseCard(cards: string, inflight: string, jobId: string, laterMs: number): Promise<number>;
 };
+
+/** A job card's state and stored reference, read for a whole claim at once. */
+interface Preloaded {
+  state: JobState | undefined;
+  ref: string | null;
+}
 
 /** What a card shows right now, wherever it comes from (a job, an alert group…). */
 export interface CardSnapshot {
@@ -140,20 +156,51 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const r = redis as NotifierRedis;
   if (typeof r.shipbotClaimCards !== "function") {
     redis.defineCommand("shipbotClaimCards", { numberOfKeys: 2, lua: claimScript });
-    redis.defineCommand("shipbotReleaseCard", { numberOfKeys: 2, lua: releaseScript });
+    redis.defineCommand("shipbotFinishCards", { numberOfKeys: 2, lua: finishScript });
   }
   const clock = createPaceClock(redis, keys.pace);
   const failures = new Map<string, number>();
   const concurrency = options.concurrency ?? 50;
   let stopped = false;
 
-  async function snapshot(cardId: string): Promise<CardSnapshot | CardDeferral | undefined> {
-    // The longest matching prefix wins, so `bg-` (break-glass posts) is not taken for `b` (batches).
+  /** The source of a card id: the longest matching prefix wins, so `bg-` (break-glass) is not `b` (batches). */
+  function sourceOf(cardId: string): CardSource | undefined {
     let source: CardSource | undefined;
     for (const s of options.sources ?? [])
       if (cardId.startsWith(s.prefix) && s.prefix.length > (source?.prefix.length ?? -1)) source = s;
+    return source;
+  }
+
+  /**
+   * The state and stored card reference of every claimed job card, read in one pipeline instead of two
+   * round trips per card. A card missing here (a state whose payload is not copied yet, a failed read)
+   * is read on its own.
+   */
+  async function preload(cardIds: string[]): Promise<Map<string, Preloaded>> {
+    const out = new Map<string, Preloaded>();
+    const jobIds = cardIds.filter((id) => !sourceOf(id));
+    if (jobIds.length === 0) return out;
+    const pipeline = redis.pipeline();
+    for (const jobId of jobIds) pipeline.hgetall(keys.job(jobId)).get(keys.cardRef(jobId));
+    const results = (await pipeline.exec()) ?? [];
+    jobIds.forEach((jobId, i) => {
+      const [hashError, hash] = results[2 * i] ?? [];
+      const [refError, ref] = results[2 * i + 1] ?? [];
+      if (hashError || refError) return;
+      const fields = hash as Record<string, string>;
+      if (fields.phase && !fields.data) return;
+      out.set(jobId, { state: fromStateHash(jobId, fields), ref: ref as string | null });
+    });
+    return out;
+  }
+
+  async function snapshot(
+    cardId: string,
+    preloaded: Preloaded | undefined,
+  ): Promise<CardSnapshot | CardDeferral | undefined> {
+    const source = sourceOf(cardId);
     if (source) return source.load(cardId);
-    const state = await status.read(cardId);
+    const state = preloaded ? preloaded.state : await status.read(cardId);
     // Before the delivery, so a card that is up to date or fails still brings its followers along.
     if (state) for (const follower of options.followers ?? []) await follower.follow(state);
     return (
@@ -198,8 +245,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   }
 
   /** Renders one card; returns how long to wait before trying it again (0: done). */
-  async function render(jobId: string): Promise<number> {
-    const state = await snapshot(jobId);
+  async function render(jobId: string, preloaded: Preloaded | undefined): Promise<number> {
+    const state = await snapshot(jobId, preloaded);
     if (!state) return 0;
     if ("retryInMs" in state) return state.retryInMs;
     const conversation = state.conversation;
@@ -211,7 +258,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       );
       return 0;
     }
-    const stored = await redis.get(keys.cardRef(jobId));
+    const stored = preloaded ? preloaded.ref : await redis.get(keys.cardRef(jobId));
     const previous = stored ? (JSON.parse(stored) as CardRef) : undefined;
     if (previous && previous.seq >= state.seq) return 0;
     const card = state.card;
@@ -264,25 +311,55 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return Math.min(30_000, 250 * 2 ** count);
     }
     failures.delete(jobId);
-    await redis.set(
-      keys.cardRef(jobId),
-      JSON.stringify({ ref, seq: state.seq } satisfies CardRef),
-      "EX",
-      7 * 24 * 3600,
-    );
-    if (ref !== previous?.ref) await redis.del(`${keys.cardRef(jobId)}:posting`);
+    delivered.set(jobId, { ref, seq: state.seq, posted: ref !== previous?.ref });
     return 0;
   }
 
-  async function handle(jobId: string): Promise<void> {
+  /** What `render` delivered, stored with the claim's release (one pipeline for the cards done together). */
+  const delivered = new Map<string, CardRef & { posted: boolean }>();
+  let pending: Array<{ jobId: string; laterMs: number }> = [];
+  let flushing: Promise<void> | undefined;
+
+  /**
+   * Stores the references of cards delivered in the same turn and releases their claims in one round
+   * trip. A reference is stored before its claim is released, so no other process renders the card
+   * meanwhile; a failed store leaves the claim to expire and the card is rendered again (post-once covers it).
+   */
+  function release(jobId: string, laterMs: number): Promise<void> {
+    pending.push({ jobId, laterMs });
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const batch = pending;
+      pending = [];
+      flushing = undefined;
+      const args: Array<string | number> = [];
+      for (const { jobId: id, laterMs: later } of batch) {
+        const done = delivered.get(id);
+        delivered.delete(id);
+        if (done)
+          args.push(
+            id,
+            later,
+            keys.cardRef(id),
+            JSON.stringify({ ref: done.ref, seq: done.seq } satisfies CardRef),
+            done.posted ? "1" : "0",
+          );
+        else args.push(id, later, "", "", "0");
+      }
+      await r.shipbotFinishCards(keys.cards, keys.cardsInflight, ...args);
+    });
+    return flushing;
+  }
+
+  async function handle(jobId: string, preloaded: Preloaded | undefined): Promise<void> {
     let later = 0;
     try {
-      later = await render(jobId);
+      later = await render(jobId, preloaded);
     } catch (error) {
       log.warn({ jobId, err: error }, "card render failed; will retry");
+      delivered.delete(jobId);
       later = 1_000;
     }
-    await r.shipbotReleaseCard(keys.cards, keys.cardsInflight, jobId, Math.ceil(later));
+    await release(jobId, Math.ceil(later));
   }
 
   const inFlight = new Set<Promise<void>>();
@@ -292,8 +369,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
         const free = concurrency - inFlight.size;
         const claimed =
           free > 0 ? await r.shipbotClaimCards(keys.cards, keys.cardsInflight, free, claimMs) : [];
+        const preloaded = claimed.length > 0 ? await preload(claimed).catch(() => new Map()) : new Map();
         for (const jobId of claimed) {
-          const task = handle(jobId).finally(() => inFlight.delete(task));
+          const task = handle(jobId, preloaded.get(jobId)).finally(() => inFlight.delete(task));
           inFlight.add(task);
         }
         if (claimed.length === 0) {
