@@ -177,7 +177,10 @@ describe("no operation is applied twice: Redis is down longer than the job lock 
     expect(`${states[0]?.phase}: ${states[0]?.text}`).toMatch(
       /^succeeded: Deployed ghcr\.io\/acme\/api:v2 in \d+s( \(finished after a worker restart; applied once\))?$/,
     );
-    expect(`${states[1]?.phase}: ${states[1]?.text}`).toMatch(/^succeeded: Scaled to 4 replicas in \d+s$/);
+    // The scale may also have been taken up in the reconnect and handed out again: it then resumes.
+    expect(`${states[1]?.phase}: ${states[1]?.text}`).toMatch(
+      /^succeeded: Scaled to 4 replicas in \d+s( \(finished after a worker restart; applied once\))?$/,
+    );
     const refs = await cardsShowing(states);
     await sleep(1_000);
     // The deploy's patch once; the scale's claim on the Deployment, then the scale subresource.
