@@ -55,19 +55,16 @@ return claimed
 `;
 
 /**
- * Done with a batch of claims: per card five arguments (id, laterMs, the reference key or '' when
- * nothing was delivered, the reference, '1' for a post, whose posting marker goes). References are
- * stored before claims are released, so no other process renders a card meanwhile.
+ * Done with a batch of claims: per card two arguments (id, laterMs); `laterMs` > 0 puts the card back
+ * for then (rate limits, platform pacing). References live under another hash tag (`{notify}`), so the
+ * caller stores them in a pipeline of their own before this releases the claims, and no other process
+ * renders a card meanwhile.
  */
 const finishScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i = 1, #ARGV, 5 do
-  local id, later, refKey = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  if refKey ~= '' then
-    redis.call('SET', refKey, ARGV[i + 3], 'EX', ${7 * 24 * 3600})
-    if ARGV[i + 4] == '1' then redis.call('DEL', refKey .. ':posting') end
-  end
+for i = 1, #ARGV, 2 do
+  local id, later = ARGV[i], tonumber(ARGV[i + 1])
   redis.call('ZREM', KEYS[2], id)
   if later > 0 then
     redis.call('ZADD', KEYS[1], 'GT', now + later, id)
@@ -180,12 +177,18 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const out = new Map<string, Preloaded>();
     const jobIds = cardIds.filter((id) => !sourceOf(id));
     if (jobIds.length === 0) return out;
-    const pipeline = redis.pipeline();
-    for (const jobId of jobIds) pipeline.hgetall(keys.job(jobId)).get(keys.cardRef(jobId));
-    const results = (await pipeline.exec()) ?? [];
+    // States and references live under different hash tags ({ops}, {notify}): one pipeline each, so a
+    // Redis Cluster sends each to one shard.
+    const states = redis.pipeline();
+    const refs = redis.pipeline();
+    for (const jobId of jobIds) {
+      states.hgetall(keys.job(jobId));
+      refs.get(keys.cardRef(jobId));
+    }
+    const [stateResults, refResults] = await Promise.all([states.exec(), refs.exec()]);
     jobIds.forEach((jobId, i) => {
-      const [hashError, hash] = results[2 * i] ?? [];
-      const [refError, ref] = results[2 * i + 1] ?? [];
+      const [hashError, hash] = stateResults?.[i] ?? [];
+      const [refError, ref] = refResults?.[i] ?? [];
       if (hashError || refError) return;
       const fields = hash as Record<string, string>;
       if (fields.phase && !fields.data) return;
@@ -332,18 +335,23 @@ export function createNotifier(options: NotifierOptions): Notifier {
       pending = [];
       flushing = undefined;
       const args: Array<string | number> = [];
+      const refs = redis.pipeline();
       for (const { jobId: id, laterMs: later } of batch) {
         const done = delivered.get(id);
         delivered.delete(id);
-        if (done)
-          args.push(
-            id,
-            later,
-            keys.cardRef(id),
-            JSON.stringify({ ref: done.ref, seq: done.seq } satisfies CardRef),
-            done.posted ? "1" : "0",
-          );
-        else args.push(id, later, "", "", "0");
+        args.push(id, later);
+        if (!done) continue;
+        const refKey = keys.cardRef(id);
+        refs.set(
+          refKey,
+          JSON.stringify({ ref: done.ref, seq: done.seq } satisfies CardRef),
+          "EX",
+          7 * 24 * 3600,
+        );
+        if (done.posted) refs.del(`${refKey}:posting`);
+      }
+      if (refs.length > 0) {
+        for (const [error] of (await refs.exec()) ?? []) if (error) throw error;
       }
       await r.shipbotFinishCards(keys.cards, keys.cardsInflight, ...args);
     });
