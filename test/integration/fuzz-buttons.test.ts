@@ -348,6 +348,24 @@ describe("Slack slash commands with arbitrary contents, correctly signed", () =>
       ),
       { numRuns: 80 },
     );
+    // Found by this property: a field naming an object's own machinery answered 500.
+    for (const field of ["team_id", "channel_id", "user_id", "trigger_id", "enterprise_id"]) {
+      for (const value of ["__proto__", "constructor", "prototype"]) {
+        const body = new URLSearchParams({
+          team_id: "T0EMULATED",
+          channel_id: "C0FUZZ",
+          user_id: "U0NOBODY01",
+          command: "/deploy",
+          text: "api staging v2",
+          trigger_id: "1.1.fuzz",
+          [field]: value,
+        }).toString();
+        const res = await postSlack(body);
+        await res.arrayBuffer();
+        expect(res.status, `${field}=${value}`).toBeLessThan(500);
+      }
+    }
+    await slackAdapter.idle();
     await assertNothingDecided();
   });
 });

@@ -16,6 +16,7 @@ export type SlackBodyKind =
   | { kind: "malformed"; reason: string };
 
 const known: ReadonlySet<string> = new Set(slackSlashCommands);
+const reservedNames: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -64,6 +65,11 @@ export function classifySlackBody(contentType: string | undefined, body: string)
     }
     if (command !== undefined) {
       if (!command.startsWith("/")) return { kind: "malformed", reason: "command does not start with /" };
+      // Ids that name an object's own machinery (`team_id=__proto__`) broke request handling further in
+      // (found by fuzzing); no Slack id looks like that.
+      for (const [field, value] of params)
+        if (field !== "text" && reservedNames.has(value))
+          return { kind: "malformed", reason: `slash command field ${field} is not an id` };
       for (const field of ["user_id", "channel_id"]) {
         const value = single(params, field);
         if (typeof value !== "string" || value === "")
