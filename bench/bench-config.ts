@@ -1,3 +1,5 @@
+import { pino } from "pino";
+import { createRuntime, type Runtime } from "../src/bin/create-runtime.ts";
 import type { Config } from "../src/core/config.ts";
 import type { ExecutorPort } from "../src/executors/port.ts";
 
@@ -54,4 +56,26 @@ export function noopExecutor(onDeploy?: (deployment: string) => void): ExecutorP
       return [];
     },
   };
+}
+
+/** A chat that answers at once, for scenarios that render cards without a platform. */
+export const silentChat = {
+  async post() {
+    return "ref";
+  },
+  async update() {},
+};
+
+/** The accept path alone (no worker, no notifier), with the no-op executor: what the producer scenarios drive. */
+export function startProducer(config: Config, redisUrl: string): Promise<Runtime> {
+  return createRuntime({
+    config,
+    redisUrl,
+    executor: noopExecutor(),
+    chats: {},
+    log: pino({ level: "silent" }),
+    accept: true,
+    work: false,
+    notify: false,
+  });
 }

@@ -13,7 +13,7 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
@@ -115,25 +115,9 @@ async function raw(url: string, rep: number): Promise<CpuPerJob> {
   return result;
 }
 
-const silentChat = {
-  async post() {
-    return "ref";
-  },
-  async update() {},
-};
-
 async function shipbot(url: string, rep: number): Promise<CpuPerJob> {
   const config = benchConfig(`cpu-${rep}${records ? "r" : ""}`, count, concurrency);
-  const producer = await createRuntime({
-    config,
-    redisUrl: url,
-    executor: noopExecutor(),
-    chats: {},
-    log,
-    accept: true,
-    work: false,
-    notify: false,
-  });
+  const producer = await startProducer(config, url);
   const user = { id: "shell:bench", name: "bench", groups: [] };
   for (let i = 0; i < count; i += 32)
     await Promise.all(

@@ -6,10 +6,8 @@
  */
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { pino } from "pino";
-import { createRuntime } from "../src/bin/create-runtime.ts";
 import type { ChatCommand } from "../src/core/model.ts";
-import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { benchConfig, startProducer } from "./bench-config.ts";
 import { commandCalls } from "./redis-server.ts";
 
 export interface EnqueueFigures {
@@ -80,16 +78,7 @@ export async function shipbotEnqueue(
   count: number,
   inFlight: number,
 ): Promise<EnqueueFigures> {
-  const runtime = await createRuntime({
-    config: benchConfig(`bench-e${rep}`, 1000, 10),
-    redisUrl: url,
-    executor: noopExecutor(),
-    chats: {},
-    log: pino({ level: "silent" }),
-    accept: true,
-    work: false,
-    notify: false,
-  });
+  const runtime = await startProducer(benchConfig(`bench-e${rep}`, 1000, 10), url);
   const user = { id: "shell:bench", name: "bench", groups: [] };
   const command = (i: number): ChatCommand => ({
     id: `bench-${rep}-${i}`,

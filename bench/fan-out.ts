@@ -10,7 +10,7 @@ import { createRuntime } from "../src/bin/create-runtime.ts";
 import type { Card } from "../src/core/card.ts";
 import type { ChatCommand } from "../src/core/model.ts";
 import type { ChatPort } from "../src/notify/chat-port.ts";
-import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { benchConfig, noopExecutor, startProducer } from "./bench-config.ts";
 
 export const fanOutTargets = 1000;
 const log = pino({ level: "silent" });
@@ -27,16 +27,7 @@ const command = (id: string, text: string): ChatCommand => ({
 /** Milliseconds from a `deploy * staging v2` command received to its 1,000 jobs queued. */
 export async function shipbotFanOut(url: string, rep: number): Promise<number> {
   const config = benchConfig(`bench-f${rep}`, fanOutTargets, 10);
-  const runtime = await createRuntime({
-    config,
-    redisUrl: url,
-    executor: noopExecutor(),
-    chats: {},
-    log,
-    accept: true,
-    work: false,
-    notify: false,
-  });
+  const runtime = await startProducer(config, url);
   // Warm-up with the same shape, so both sides are measured with compiled code and open connections.
   await runtime.handle(command(`fan-warm-${rep}`, "/deploy * staging v1"));
   const started = performance.now();

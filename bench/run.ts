@@ -11,7 +11,7 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import { benchConfig, noopExecutor } from "./bench-config.ts";
+import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
 import { enqueuePayload as payload, rawEnqueue, shipbotEnqueue } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
@@ -93,13 +93,6 @@ async function rawDrain(url: string, rep: number): Promise<{ rate: number; comma
   return { rate, commands };
 }
 
-const silentChat = {
-  async post() {
-    return "ref";
-  },
-  async update() {},
-};
-
 /**
  * Jobs through the real worker. With `records`, the same process also runs the deriver and the
  * notifier (to a chat that answers at once), and the clock stops only when every job's final card is
@@ -112,16 +105,7 @@ async function shipbotDrain(
 ): Promise<{ rate: number; commands: number }> {
   // Distinct targets for every job, as in a fan-out, so the measure is the per-job cost, not waiting in line.
   const config = benchConfig(`bench-d${rep}${records ? "r" : ""}`, drainCount, drainConcurrency);
-  const producer = await createRuntime({
-    config,
-    redisUrl: url,
-    executor: noopExecutor(),
-    chats: {},
-    log,
-    accept: true,
-    work: false,
-    notify: false,
-  });
+  const producer = await startProducer(config, url);
   const user = { id: "shell:bench", name: "bench", groups: [] };
   await pool(drainCount, inFlight, (i) =>
     producer.handle({

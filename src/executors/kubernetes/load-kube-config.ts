@@ -14,7 +14,7 @@ const defaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 /**
  * Loads the Kubernetes client configuration from a kubeconfig path (KUBECONFIG), or else from the in-cluster
- * service account. The caller passes the path in: this module never reads process.env itself.
+ * service account. The caller passes the path in: this module never reads the environment itself.
  */
 export function loadKubeConfig(source: KubeConfigSource = {}): KubeConfig {
   const kubeConfig = new KubeConfig();
