@@ -5,6 +5,7 @@ import type { JobSpec } from "../core/command-module.ts";
 import { ShipbotError } from "../core/errors.ts";
 import { type ChatCommand, type JobData, type JobState, jobPriority, terminalPhases } from "../core/model.ts";
 import type { StatusStore } from "../notify/status-store.ts";
+import { createJobWriter } from "./create-job-writer.ts";
 import { createBatchId, createJobId } from "./job-id.ts";
 import type { Keys } from "./keys.ts";
 import { createLeases, type LeaseRequest, type Leases } from "./lease-scripts.ts";
@@ -188,6 +189,7 @@ export function createOpsQueue(
   });
   queue.on("error", () => undefined);
   const leases = createLeases(redis, keys);
+  const writer = createJobWriter(queue, redis, { traced: telemetry !== undefined });
 
   return {
     queue,
@@ -200,7 +202,7 @@ export function createOpsQueue(
       if (redis.status !== "ready")
         throw toQueueUnavailable(new Error(`redis connection is ${redis.status}`));
       try {
-        if (jobs.length === 1 && jobs[0]) await queue.add(jobs[0].name, jobs[0].data, jobs[0].opts);
+        if (jobs.length === 1 && jobs[0]) await writer.add(jobs[0]);
         else {
           if (batch !== undefined) {
             // Before the jobs, so their first transitions find it. NX: a redelivered command keeps the
@@ -229,8 +231,7 @@ export function createOpsQueue(
       return enqueued;
     },
     async enqueueData(jobId, data) {
-      const job = toJob(jobId, data);
-      await queue.add(job.name, job.data, job.opts);
+      await writer.add(toJob(jobId, data));
     },
     async find(jobId) {
       const job = (await queue.getJob(jobId)) as Job<JobData> | undefined;

@@ -1,0 +1,175 @@
+import { randomBytes } from "node:crypto";
+import { Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { afterEach, describe, expect, it } from "vitest";
+import { jobPriority } from "../../src/core/model.ts";
+import { createJobWriter, createWriteCoalescer, type OpJob } from "../../src/queue/create-job-writer.ts";
+import { createRedis } from "../../src/queue/redis.ts";
+import { redisUrl } from "../helpers/test-runtime.ts";
+
+/**
+ * shipbot adds operations jobs by calling BullMQ's add script itself. These tests hold that path to what
+ * `Queue.add` stores, so a BullMQ upgrade that changes the script's arguments fails here, not in
+ * production.
+ */
+const opened: Array<{ close(): Promise<unknown> }> = [];
+const redises: Redis[] = [];
+afterEach(async () => {
+  for (const c of opened.splice(0).reverse()) await c.close();
+  for (const r of redises.splice(0)) r.disconnect();
+});
+
+function connect(): Redis {
+  const redis = createRedis({ url: redisUrl, role: "worker" });
+  redises.push(redis);
+  return redis;
+}
+
+async function twoQueues() {
+  const redis = connect();
+  const prefix = `tw${randomBytes(4).toString("hex")}`;
+  const viaAdd = new Queue("{ops}", { connection: redis, prefix: `${prefix}a` });
+  const direct = new Queue("{ops}", { connection: redis, prefix: `${prefix}b` });
+  opened.push(
+    { close: () => viaAdd.obliterate({ force: true }).then(() => viaAdd.close()) },
+    { close: () => direct.obliterate({ force: true }).then(() => direct.close()) },
+  );
+  await Promise.all([viaAdd.waitUntilReady(), direct.waitUntilReady()]);
+  return { redis, viaAdd, direct, writer: createJobWriter(direct, redis, { traced: false }) };
+}
+
+const opJob = (
+  id: string,
+  kind: "deploy" | "rollback" | "scale",
+  extra: Record<string, unknown> = {},
+): OpJob => ({
+  name: `k8s.${kind}`,
+  data: { kind, service: "api", env: "staging", requestedAt: 1_700_000_000_000, ...extra },
+  opts: {
+    jobId: id,
+    priority: jobPriority[kind],
+    attempts: 3,
+    backoff: { type: "exponential", delay: 2_000 },
+  },
+});
+
+/** A job hash without its timestamp, which is the moment of the add. */
+async function storedJob(redis: Redis, queue: Queue, id: string) {
+  // keys[""] is the queue's own prefix, ending in ":".
+  const { timestamp, ...rest } = await redis.hgetall(`${queue.keys[""]}${id}`);
+  expect(rest.name).toMatch(/^k8s\./);
+  return { ...rest, hasTimestamp: Number(timestamp) > 0 };
+}
+
+/** The queue's event stream as (event, fields) without stream ids. */
+async function events(redis: Redis, queue: Queue) {
+  const entries = await redis.xrange(queue.keys.events as string, "-", "+");
+  return entries.map(([, fields]) => fields);
+}
+
+describe("the operations job writer", () => {
+  it("calls BullMQ's add script directly with this BullMQ version", async () => {
+    const { writer } = await twoQueues();
+    await writer.add(opJob("j1", "deploy"));
+    // If this fails after a BullMQ upgrade, the writer has fallen back to Queue.add: check the add
+    // script's arguments in BullMQ's Redis backend and update create-job-writer.ts and this test.
+    expect(writer.direct).toBe(true);
+  });
+
+  it("stores what Queue.add stores: the job hash, its priority order and its events", async () => {
+    const { redis, viaAdd, direct, writer } = await twoQueues();
+    const jobs = [
+      opJob("jd1", "deploy", { version: "v2", requestedBy: { id: "U1", name: "ann" } }),
+      opJob("js1", "scale", { replicas: 4 }),
+      opJob("jr1", "rollback"),
+      opJob("jd2", "deploy", { version: "v3", batch: "b1" }),
+    ];
+    for (const job of jobs) {
+      await viaAdd.add(job.name, job.data, job.opts);
+      await writer.add(job);
+    }
+    for (const job of jobs) {
+      expect(await storedJob(redis, direct, job.opts.jobId)).toEqual(
+        await storedJob(redis, viaAdd, job.opts.jobId),
+      );
+    }
+    const order = async (q: Queue) => redis.zrange(q.keys.prioritized as string, "0", "-1", "WITHSCORES");
+    expect(await order(direct)).toEqual(await order(viaAdd));
+    // rollback first, then the deploys in arrival order, then the scale
+    expect((await order(direct)).filter((_, i) => i % 2 === 0)).toEqual(["jr1", "jd1", "jd2", "js1"]);
+    expect(await events(redis, direct)).toEqual(await events(redis, viaAdd));
+    expect(await redis.zrange(direct.keys.marker as string, "0", "-1")).toEqual(
+      await redis.zrange(viaAdd.keys.marker as string, "0", "-1"),
+    );
+  });
+
+  it("leaves an existing job as it is when its id comes again, as Queue.add does", async () => {
+    const { redis, viaAdd, direct, writer } = await twoQueues();
+    const first = opJob("jx", "deploy", { version: "v2" });
+    const again = opJob("jx", "deploy", { version: "v9" });
+    await viaAdd.add(first.name, first.data, first.opts);
+    await viaAdd.add(again.name, again.data, again.opts);
+    await writer.add(first);
+    await writer.add(again);
+    expect(JSON.parse((await direct.getJob("jx"))?.asJSON().data ?? "{}")).toMatchObject({ version: "v2" });
+    expect(await direct.getJobCounts("prioritized")).toEqual({ prioritized: 1 });
+    expect(await events(redis, direct)).toEqual(await events(redis, viaAdd));
+    expect((await events(redis, direct)).map((fields) => fields[1])).toContain("duplicated");
+  });
+
+  it("hands a worker the job with its data and retry options", async () => {
+    const { redis, direct, writer } = await twoQueues();
+    await writer.add(opJob("jw", "scale", { replicas: 5 }));
+    const seen = await new Promise<{
+      data: unknown;
+      attempts: number | undefined;
+      priority: number | undefined;
+      name: string;
+    }>((resolve) => {
+      const worker = new Worker(
+        "{ops}",
+        async (job) => {
+          resolve({
+            data: job.data,
+            attempts: job.opts.attempts,
+            priority: job.opts.priority,
+            name: job.name,
+          });
+        },
+        { connection: redis.duplicate(), prefix: direct.opts.prefix as string },
+      );
+      opened.push(worker);
+    });
+    expect(seen).toEqual({
+      name: "k8s.scale",
+      data: { kind: "scale", service: "api", env: "staging", requestedAt: 1_700_000_000_000, replicas: 5 },
+      attempts: 3,
+      priority: jobPriority.scale,
+    });
+  });
+
+  it("goes through Queue.add when traces are on, so the job carries the trace context", async () => {
+    const { redis, direct } = await twoQueues();
+    const writer = createJobWriter(direct, redis, { traced: true });
+    await writer.add(opJob("jt", "deploy"));
+    expect(writer.direct).toBe(false);
+    expect(await direct.getJob("jt")).toBeDefined();
+  });
+});
+
+describe("write coalescing", () => {
+  it("sends every command issued in one burst, beyond one batch, and answers each", async () => {
+    const redis = connect();
+    await redis.ping();
+    const key = `tw${randomBytes(4).toString("hex")}`;
+    const hold = createWriteCoalescer(redis, 4);
+    const replies = Array.from({ length: 10 }, (_, i) => {
+      hold();
+      return redis.rpush(key, String(i));
+    });
+    expect(await Promise.all(replies)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(await redis.lrange(key, 0, -1)).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    // Nothing stays held after the burst: a later command goes out on its own.
+    expect(await redis.del(key)).toBe(1);
+  });
+});
