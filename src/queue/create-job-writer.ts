@@ -18,7 +18,7 @@ export interface OpJob {
 export interface JobWriter {
   /** Adds one job; an id that exists already is left as it is (BullMQ's own rule). */
   add(job: OpJob): Promise<void>;
-  /** Whether jobs go straight to BullMQ's add script (false: through `Queue.add`). */
+  /** Whether jobs go to BullMQ's add script in batches (false: through `Queue.add`, or not known before the first add). */
   readonly direct: boolean;
 }
 
@@ -131,75 +131,70 @@ function toAddError(code: number): Error {
   return new Error(`the queue refused the job (BullMQ add error ${code})`);
 }
 
-type ScriptCall = (args: Array<string | Buffer>) => Promise<unknown>;
-
-/**
- * Finds BullMQ's versioned add script on the connection, as its Queue registered it
- * (`addPrioritizedJob:<version>`). Undefined when there is none or more than one version.
- */
-function findScript(redis: Redis, name: string): ScriptCall | undefined {
-  const scripts = (redis as unknown as { scriptsSet?: Record<string, unknown> }).scriptsSet ?? {};
+/** BullMQ's script of that base name as its Queue registered it on the connection (`name:<version>`). */
+function findScript(redis: Redis, name: string): { command: string; lua: string } | undefined {
+  const scripts = (redis as unknown as { scriptsSet?: Record<string, { lua?: unknown }> }).scriptsSet ?? {};
   const found = Object.keys(scripts).filter((key) => key.startsWith(`${name}:`));
-  if (found.length !== 1 || found[0] === undefined) return undefined;
-  const command = (redis as unknown as Record<string, ScriptCall | undefined>)[found[0]];
-  return typeof command === "function" ? command.bind(redis) : undefined;
+  const command = found.length === 1 ? found[0] : undefined;
+  const lua = command === undefined ? undefined : scripts[command]?.lua;
+  return command !== undefined && typeof lua === "string" ? { command, lua } : undefined;
 }
 
 /**
- * Holds a standalone connection's writes back until the current burst of commands is written, so
- * several commands leave in one system call: at most `batch` commands, and never past the current tick
- * (they are released when the microtasks that issued them are done). Each write to a socket costs the
- * producer a system call and, on loopback, the kernel's delivery to Redis; this is most of what a queue
- * write costs the producer. Nothing waits longer than the code that issued it is already running.
+ * BullMQ's add script run once per job of a batch, inside one script call: its text becomes the body of
+ * a function whose parameters shadow KEYS and ARGV, so each job sees exactly what a call of its own
+ * would (its `return` ends that job's turn). ARGV holds three arguments per job, in order.
  */
-export function createWriteCoalescer(redis: Redis, batch: number): () => void {
-  if ((redis as unknown as { isCluster?: boolean }).isCluster === true || batch <= 1) return () => undefined;
-  let held: { uncork(): void } | undefined;
-  let count = 0;
-  const release = () => {
-    const stream = held;
-    held = undefined;
-    stream?.uncork();
-  };
-  return () => {
-    if (held !== undefined && count >= batch) release();
-    if (held === undefined) {
-      const stream = (redis as unknown as { stream?: { cork?(): void; uncork(): void } }).stream;
-      if (redis.status !== "ready" || typeof stream?.cork !== "function") return;
-      stream.cork();
-      held = stream;
-      count = 0;
-      process.nextTick(release);
-    }
-    count++;
-  };
+export function toBatchAddLua(addLua: string): string {
+  return `local function addOne(KEYS, ARGV)
+${addLua}
+end
+local out = {}
+for i = 1, #ARGV, 3 do
+  out[#out + 1] = addOne(KEYS, { ARGV[i], ARGV[i + 1], ARGV[i + 2] }) or false
+end
+return out
+`;
+}
+
+type BatchCall = (args: Array<string | Buffer>) => Promise<unknown[]>;
+
+interface Pending {
+  args: [Buffer, string, Buffer];
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 /**
- * Adds operations jobs through BullMQ's own add script, called directly. `Queue.add` spends most of its
- * producer CPU on what shipbot's jobs do not use: a `Job` object per add (with its own option merging
- * and validation), the telemetry wrapper, a proxy around the connection, key lists built per call. This
- * sends the same script the same arguments (the contract test in test/integration/job-writer.test.ts
- * compares the stored job, its place in the queue and its events with `Queue.add`'s), so workers,
- * events, the deriver and the dashboard see exactly what they saw before.
+ * Adds operations jobs with BullMQ's own add script, without `Queue.add`, and the jobs of one burst in
+ * one round trip.
  *
- * Falls back to `Queue.add` when the scripts cannot be found on the connection (another BullMQ
- * version's naming) or when traces are on (`Queue.add` then carries the trace context in the job).
+ * `Queue.add` spends most of the producer's CPU per job on what shipbot's jobs do not use: a `Job`
+ * object (option merging, validation), the telemetry wrapper, a proxy around the connection, key lists
+ * and MessagePack built per call; and every add is a command, a system call and a script call in Redis
+ * of its own. Here keys and constant bytes are made once, and the adds issued in one turn of the event
+ * loop (commands in flight finish in bursts) leave as one call of BullMQ's add script wrapped in a loop
+ * (`toBatchAddLua`), at most `batch` jobs a call. Each job still gets exactly the script's effects and
+ * answer: the contract test (test/integration/job-writer.test.ts) compares the stored jobs, their order
+ * and their events with `Queue.add`'s, so workers, the deriver and the dashboard see what they saw
+ * before. A job waits for its batch no longer than the code that queued it runs anyway: the batch leaves
+ * when the current microtasks are done.
+ *
+ * Falls back to `Queue.add` when BullMQ's script cannot be found on the connection (another version's
+ * naming), for a job without a priority, and when traces are on (`Queue.add` then carries the trace
+ * context in the job).
  */
 export function createJobWriter(
   queue: Queue,
   redis: Redis,
   options: { traced: boolean; batch?: number },
 ): JobWriter {
-  const viaQueue: JobWriter = {
-    direct: false,
-    async add(job) {
-      await queue.add(job.name, job.data, job.opts);
-    },
+  const viaQueue = async (job: OpJob) => {
+    await queue.add(job.name, job.data, job.opts);
   };
-  if (options.traced) return viaQueue;
+  const batch = Math.max(1, options.batch ?? 16);
   const keys = queue.keys;
-  const prefix = keys[""] ?? "";
+  const pack = createJobPacker(keys[""] ?? "");
   const prioritizedKeys = [
     keys.marker,
     keys.meta,
@@ -211,47 +206,75 @@ export function createJobWriter(
     keys.events,
     keys.pc,
   ].map(String);
-  const standardKeys = [
-    keys.wait,
-    keys.paused,
-    keys.meta,
-    keys.id,
-    keys.completed,
-    keys.delayed,
-    keys.active,
-    keys.events,
-    keys.marker,
-  ].map(String);
-  const hold = createWriteCoalescer(redis, options.batch ?? 16);
-  const pack = createJobPacker(prefix);
-  let scripts: { prioritized: ScriptCall; standard: ScriptCall } | undefined | null;
+  // undefined: not looked up yet (BullMQ registers its scripts once its Queue has the connection).
+  let addBatch: BatchCall | null | undefined = options.traced ? null : undefined;
+  let pending: Pending[] = [];
+  let scheduled = false;
 
-  const resolveScripts = () => {
-    if (scripts === undefined) {
-      const prioritized = findScript(redis, "addPrioritizedJob");
-      const standard = findScript(redis, "addStandardJob");
-      scripts = prioritized && standard ? { prioritized, standard } : null;
-    }
-    return scripts;
+  const lookUp = (): BatchCall | null => {
+    const add = findScript(redis, "addPrioritizedJob");
+    if (add === undefined) return null;
+    const name = `shipbotBatch_${add.command.replace(/\W/g, "_")}`;
+    const commands = redis as unknown as Record<string, BatchCall | undefined>;
+    if (typeof commands[name] !== "function")
+      redis.defineCommand(name, { numberOfKeys: prioritizedKeys.length, lua: toBatchAddLua(add.lua) });
+    const call = commands[name];
+    return typeof call === "function" ? call.bind(redis) : null;
+  };
+
+  const send = (jobs: Pending[], call: BatchCall) => {
+    const args: Array<string | Buffer> = prioritizedKeys.slice();
+    for (const job of jobs) args.push(job.args[0], job.args[1], job.args[2]);
+    call(args).then(
+      (replies) => {
+        jobs.forEach((job, i) => {
+          const reply = replies[i];
+          if (typeof reply === "number" && reply < 0) job.reject(toAddError(reply));
+          else if (typeof reply === "string") job.resolve();
+          else job.reject(new Error("the queue gave no answer for the job"));
+        });
+      },
+      (error: unknown) => {
+        for (const job of jobs) job.reject(error);
+      },
+    );
+  };
+
+  const flush = () => {
+    scheduled = false;
+    const jobs = pending;
+    pending = [];
+    if (jobs.length > 0 && addBatch) send(jobs, addBatch);
   };
 
   return {
     get direct() {
-      return resolveScripts() !== null;
+      return addBatch !== null && addBatch !== undefined;
     },
     async add(job) {
-      // The scripts are registered once BullMQ's Queue has its connection.
-      if (scripts === undefined) await queue.waitUntilReady();
-      const found = resolveScripts();
-      if (found === null || found === undefined) return viaQueue.add(job);
+      if (addBatch === undefined) {
+        await queue.waitUntilReady();
+        addBatch ??= lookUp();
+      }
+      if (addBatch === null || !(job.opts.priority > 0)) return viaQueue(job);
+      const call = addBatch;
       const { opts } = job;
-      // As BullMQ's addJobToTransaction: the queue's key prefix, id, name, timestamp, then no parent,
-      // no repeat, no deduplication.
-      const args: Array<string | Buffer> = (opts.priority > 0 ? prioritizedKeys : standardKeys).slice();
-      args.push(pack.args(opts.jobId, job.name, Date.now()), JSON.stringify(job.data), pack.opts(opts));
-      hold();
-      const reply = await (opts.priority > 0 ? found.prioritized : found.standard)(args);
-      if (typeof reply === "number" && reply < 0) throw toAddError(reply);
+      const args: Pending["args"] = [
+        pack.args(opts.jobId, job.name, Date.now()),
+        JSON.stringify(job.data),
+        pack.opts(opts),
+      ];
+      return new Promise<void>((resolve, reject) => {
+        pending.push({ args, resolve, reject });
+        if (pending.length >= batch) {
+          const full = pending;
+          pending = [];
+          send(full, call);
+        } else if (!scheduled) {
+          scheduled = true;
+          process.nextTick(flush);
+        }
+      });
     },
   };
 }

@@ -3,7 +3,7 @@ import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { jobPriority } from "../../src/core/model.ts";
-import { createJobWriter, createWriteCoalescer, type OpJob } from "../../src/queue/create-job-writer.ts";
+import { createJobWriter, type OpJob } from "../../src/queue/create-job-writer.ts";
 import { createRedis } from "../../src/queue/redis.ts";
 import { redisUrl } from "../helpers/test-runtime.ts";
 
@@ -103,6 +103,29 @@ describe("the operations job writer", () => {
     );
   });
 
+  it("stores a burst of adds, sent as batches, as the same adds through Queue.add, each answered", async () => {
+    const { redis, viaAdd, direct } = await twoQueues();
+    // batches of 4: a burst of 10 becomes calls of 4, 4 and 2
+    const writer = createJobWriter(direct, redis, { traced: false, batch: 4 });
+    await writer.add(opJob("j0", "deploy"));
+    const kinds = ["deploy", "rollback", "scale"] as const;
+    const jobs = Array.from({ length: 10 }, (_, i) =>
+      opJob(i === 7 ? "j0" : `jb${i}`, kinds[i % 3] ?? "deploy", { version: `v${i}` }),
+    );
+    await viaAdd.add("k8s.deploy", opJob("j0", "deploy").data, opJob("j0", "deploy").opts);
+    await Promise.all(jobs.map((job) => viaAdd.add(job.name, job.data, job.opts)));
+    // every caller hears back, the one whose id existed (j0) too
+    await expect(Promise.all(jobs.map((job) => writer.add(job)))).resolves.toHaveLength(10);
+    expect(writer.direct).toBe(true);
+    for (const job of jobs)
+      expect(await storedJob(redis, direct, job.opts.jobId)).toEqual(
+        await storedJob(redis, viaAdd, job.opts.jobId),
+      );
+    const order = async (q: Queue) => redis.zrange(q.keys.prioritized as string, "0", "-1", "WITHSCORES");
+    expect(await order(direct)).toEqual(await order(viaAdd));
+    expect(await events(redis, direct)).toEqual(await events(redis, viaAdd));
+  });
+
   it("leaves an existing job as it is when its id comes again, as Queue.add does", async () => {
     const { redis, viaAdd, direct, writer } = await twoQueues();
     const first = opJob("jx", "deploy", { version: "v2" });
@@ -154,22 +177,5 @@ describe("the operations job writer", () => {
     await writer.add(opJob("jt", "deploy"));
     expect(writer.direct).toBe(false);
     expect(await direct.getJob("jt")).toBeDefined();
-  });
-});
-
-describe("write coalescing", () => {
-  it("sends every command issued in one burst, beyond one batch, and answers each", async () => {
-    const redis = connect();
-    await redis.ping();
-    const key = `tw${randomBytes(4).toString("hex")}`;
-    const hold = createWriteCoalescer(redis, 4);
-    const replies = Array.from({ length: 10 }, (_, i) => {
-      hold();
-      return redis.rpush(key, String(i));
-    });
-    expect(await Promise.all(replies)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(await redis.lrange(key, 0, -1)).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
-    // Nothing stays held after the burst: a later command goes out on its own.
-    expect(await redis.del(key)).toBe(1);
   });
 });
