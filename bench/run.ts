@@ -285,7 +285,7 @@ async function main(): Promise<void> {
       shipbot: round(fanMs),
       baseline: round(rawMs),
       ratio: rawMs / fanMs,
-      notes: `one \`deploy * staging v2\` → ${fanOutTargets} jobs queued: tokenize, zod, ${fanOutTargets} authorizations, batch hash, one addBulk pipeline; baseline one raw Queue.addBulk of ${fanOutTargets} jobs; goal ≤ 200 ms; runs ${fanShip.map(round).join("/")} vs ${fanRaw.map(round).join("/")}; ratio = baseline/shipbot`,
+      notes: `one \`deploy * staging v2\` → ${fanOutTargets} jobs queued: tokenize, zod, ${fanOutTargets} authorizations, batch hash, BullMQ's add script 50 jobs a call, all calls sent at once; baseline one raw Queue.addBulk of ${fanOutTargets} jobs; goal ≤ 200 ms; runs ${fanShip.map(round).join("/")} vs ${fanRaw.map(round).join("/")}; ratio = baseline/shipbot`,
     });
     const messages = await fanOutMessages(server.url);
     results.push({

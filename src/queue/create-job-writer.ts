@@ -18,6 +18,8 @@ export interface OpJob {
 export interface JobWriter {
   /** Adds one job; an id that exists already is left as it is (BullMQ's own rule). */
   add(job: OpJob): Promise<void>;
+  /** Adds many jobs at once (a fan-out), in calls of `bulkBatch`, all sent together. */
+  addMany(jobs: OpJob[]): Promise<void>;
   /** Whether jobs go to BullMQ's add script in batches (false: through `Queue.add`, or not known before the first add). */
   readonly direct: boolean;
 }
@@ -187,12 +189,15 @@ interface Pending {
 export function createJobWriter(
   queue: Queue,
   redis: Redis,
-  options: { traced: boolean; batch?: number },
+  options: { traced: boolean; batch?: number; bulkBatch?: number },
 ): JobWriter {
   const viaQueue = async (job: OpJob) => {
     await queue.add(job.name, job.data, job.opts);
   };
   const batch = Math.max(1, options.batch ?? 16);
+  // A fan-out's calls are larger: nobody's command waits behind them, and each call still runs in about
+  // a millisecond of Redis time.
+  const bulkBatch = Math.max(1, options.bulkBatch ?? 50);
   const keys = queue.keys;
   const pack = createJobPacker(keys[""] ?? "");
   const prioritizedKeys = [
@@ -247,23 +252,28 @@ export function createJobWriter(
     if (jobs.length > 0 && addBatch) send(jobs, addBatch);
   };
 
+  const ready = async (): Promise<BatchCall | null> => {
+    if (addBatch === undefined) {
+      await queue.waitUntilReady();
+      addBatch ??= lookUp();
+    }
+    return addBatch;
+  };
+
+  const toArgs = (job: OpJob): Pending["args"] => [
+    pack.args(job.opts.jobId, job.name, Date.now()),
+    JSON.stringify(job.data),
+    pack.opts(job.opts),
+  ];
+
   return {
     get direct() {
       return addBatch !== null && addBatch !== undefined;
     },
     async add(job) {
-      if (addBatch === undefined) {
-        await queue.waitUntilReady();
-        addBatch ??= lookUp();
-      }
-      if (addBatch === null || !(job.opts.priority > 0)) return viaQueue(job);
-      const call = addBatch;
-      const { opts } = job;
-      const args: Pending["args"] = [
-        pack.args(opts.jobId, job.name, Date.now()),
-        JSON.stringify(job.data),
-        pack.opts(opts),
-      ];
+      const call = addBatch ?? (await ready());
+      if (call === null || !(job.opts.priority > 0)) return viaQueue(job);
+      const args = toArgs(job);
       return new Promise<void>((resolve, reject) => {
         pending.push({ args, resolve, reject });
         if (pending.length >= batch) {
@@ -275,6 +285,25 @@ export function createJobWriter(
           process.nextTick(flush);
         }
       });
+    },
+    async addMany(jobs) {
+      const call = addBatch ?? (await ready());
+      if (call === null || jobs.some((job) => !(job.opts.priority > 0))) {
+        await queue.addBulk(jobs);
+        return;
+      }
+      const answers: Array<Promise<void>> = [];
+      let chunk: Pending[] = [];
+      for (const job of jobs) {
+        const args = toArgs(job);
+        answers.push(new Promise<void>((resolve, reject) => chunk.push({ args, resolve, reject })));
+        if (chunk.length >= bulkBatch) {
+          send(chunk, call);
+          chunk = [];
+        }
+      }
+      if (chunk.length > 0) send(chunk, call);
+      await Promise.all(answers);
     },
   };
 }

@@ -217,9 +217,9 @@ export function createOpsQueue(
               .pexpire(keys.batch(batch), batchTtlMs)
               .exec();
           }
-          // One pipeline of BullMQ's add script per job: one round trip. Existing ids are skipped, so a
-          // redelivery of the command creates nothing twice.
-          await queue.addBulk(jobs);
+          // BullMQ's add script, 50 jobs a call, every call sent at once: one round trip. Existing ids
+          // are skipped, so a redelivery of the command creates nothing twice.
+          await writer.addMany(jobs);
         }
       } catch (error) {
         if (isConnectionError(error)) throw toQueueUnavailable(error);

@@ -67,6 +67,17 @@ async function events(redis: Redis, queue: Queue) {
   return entries.map(([, fields]) => fields);
 }
 
+/** Both queues hold the same jobs, in the same priority order, with the same events. */
+async function expectSameQueues(redis: Redis, direct: Queue, viaAdd: Queue, jobs: OpJob[]) {
+  for (const job of jobs)
+    expect(await storedJob(redis, direct, job.opts.jobId)).toEqual(
+      await storedJob(redis, viaAdd, job.opts.jobId),
+    );
+  const order = (q: Queue) => redis.zrange(q.keys.prioritized as string, "0", "-1", "WITHSCORES");
+  expect(await order(direct)).toEqual(await order(viaAdd));
+  expect(await events(redis, direct)).toEqual(await events(redis, viaAdd));
+}
+
 describe("the operations job writer", () => {
   it("calls BullMQ's add script directly with this BullMQ version", async () => {
     const { writer } = await twoQueues();
@@ -88,16 +99,14 @@ describe("the operations job writer", () => {
       await viaAdd.add(job.name, job.data, job.opts);
       await writer.add(job);
     }
-    for (const job of jobs) {
-      expect(await storedJob(redis, direct, job.opts.jobId)).toEqual(
-        await storedJob(redis, viaAdd, job.opts.jobId),
-      );
-    }
-    const order = async (q: Queue) => redis.zrange(q.keys.prioritized as string, "0", "-1", "WITHSCORES");
-    expect(await order(direct)).toEqual(await order(viaAdd));
+    await expectSameQueues(redis, direct, viaAdd, jobs);
     // rollback first, then the deploys in arrival order, then the scale
-    expect((await order(direct)).filter((_, i) => i % 2 === 0)).toEqual(["jr1", "jd1", "jd2", "js1"]);
-    expect(await events(redis, direct)).toEqual(await events(redis, viaAdd));
+    expect(await redis.zrange(direct.keys.prioritized as string, "0", "-1")).toEqual([
+      "jr1",
+      "jd1",
+      "jd2",
+      "js1",
+    ]);
     expect(await redis.zrange(direct.keys.marker as string, "0", "-1")).toEqual(
       await redis.zrange(viaAdd.keys.marker as string, "0", "-1"),
     );
@@ -117,13 +126,23 @@ describe("the operations job writer", () => {
     // every caller hears back, the one whose id existed (j0) too
     await expect(Promise.all(jobs.map((job) => writer.add(job)))).resolves.toHaveLength(10);
     expect(writer.direct).toBe(true);
-    for (const job of jobs)
-      expect(await storedJob(redis, direct, job.opts.jobId)).toEqual(
-        await storedJob(redis, viaAdd, job.opts.jobId),
-      );
-    const order = async (q: Queue) => redis.zrange(q.keys.prioritized as string, "0", "-1", "WITHSCORES");
-    expect(await order(direct)).toEqual(await order(viaAdd));
-    expect(await events(redis, direct)).toEqual(await events(redis, viaAdd));
+    await expectSameQueues(redis, direct, viaAdd, jobs);
+  });
+
+  it("stores a fan-out's jobs, in calls of the bulk size, as Queue.addBulk does", async () => {
+    const { redis, viaAdd, direct } = await twoQueues();
+    const writer = createJobWriter(direct, redis, { traced: false, bulkBatch: 7 });
+    // 30 jobs: four full calls and a partial one; one id was queued before (a redelivered command)
+    const jobs = Array.from({ length: 30 }, (_, i) =>
+      opJob(`jf${i}`, "deploy", { version: "v2", batch: "bx" }),
+    );
+    const earlier = jobs[12] as OpJob;
+    await writer.add(earlier);
+    await viaAdd.add(earlier.name, earlier.data, earlier.opts);
+    await writer.addMany(jobs);
+    await viaAdd.addBulk(jobs);
+    expect(await direct.getJobCounts("prioritized")).toEqual({ prioritized: 30 });
+    await expectSameQueues(redis, direct, viaAdd, jobs);
   });
 
   it("leaves an existing job as it is when its id comes again, as Queue.add does", async () => {
