@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
 import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
-import { commandCalls, startBenchRedis } from "./redis-server.ts";
+import { commandCalls, redisCpuUs, startBenchRedis } from "./redis-server.ts";
 
 const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
 const records = process.argv.includes("--records");
@@ -30,13 +30,6 @@ export interface CpuPerJob {
   scriptUs: number;
   commands: number;
   rate: number;
-}
-
-async function redisCpuUs(redis: Redis): Promise<number> {
-  const info = await redis.info("cpu");
-  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
-  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
-  return (user + sys) * 1e6;
 }
 
 async function scriptUsec(redis: Redis): Promise<number> {

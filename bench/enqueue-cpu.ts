@@ -20,7 +20,7 @@ function show(name: string, runs: EnqueueFigures[]): void {
   const cpu = runs.map((r) => r.cpuUs);
   console.log(
     `${name.padEnd(8)} CPU ${median(cpu).toFixed(1)} µs/op (min ${Math.min(...cpu).toFixed(1)}; ${cpu.map((c) => c.toFixed(1)).join(", ")})` +
-      ` · ${Math.round(median(runs.map((r) => r.rate)))}/s · ${median(runs.map((r) => r.commands)).toFixed(1)} Redis commands/op`,
+      ` · ${Math.round(median(runs.map((r) => r.rate)))}/s · Redis CPU ${median(runs.map((r) => r.redisUs)).toFixed(1)} µs/op, ${median(runs.map((r) => r.commands)).toFixed(1)} commands/op`,
   );
 }
 

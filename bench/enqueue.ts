@@ -8,7 +8,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { ChatCommand } from "../src/core/model.ts";
 import { benchConfig, startProducer } from "./bench-config.ts";
-import { commandCalls } from "./redis-server.ts";
+import { commandCalls, redisCpuUs } from "./redis-server.ts";
 
 export interface EnqueueFigures {
   /** Operations per second. */
@@ -17,6 +17,8 @@ export interface EnqueueFigures {
   commands: number;
   /** This process's CPU (user + system) per operation, µs. */
   cpuUs: number;
+  /** Redis's CPU per operation, µs. */
+  redisUs: number;
 }
 
 /** The raw side's job payload: what shipbot stores for a deploy. */
@@ -70,14 +72,16 @@ export async function rawEnqueue(
     queue.add("k8s.deploy", enqueuePayload(i), { jobId: `w${rep}x${i}`, removeOnComplete: true }),
   );
   await redis.config("RESETSTAT");
+  const redis0 = await redisCpuUs(redis);
   const figures = await run(count, inFlight, (i) =>
     queue.add("k8s.deploy", enqueuePayload(i), { jobId: `j${rep}x${i}`, removeOnComplete: true }),
   );
+  const redisUs = ((await redisCpuUs(redis)) - redis0) / count;
   const commands = (await commandCalls(redis)) / count;
   await queue.obliterate({ force: true });
   await queue.close();
   await redis.quit();
-  return { ...figures, commands };
+  return { ...figures, commands, redisUs };
 }
 
 export async function shipbotEnqueue(
@@ -97,12 +101,14 @@ export async function shipbotEnqueue(
   });
   await run(warmUpCount, inFlight, (i) => runtime.handle({ ...command(i), id: `bench-${rep}-warm-${i}` }));
   await runtime.redis.config("RESETSTAT");
+  const redis0 = await redisCpuUs(runtime.redis);
   const figures = await run(count, inFlight, async (i) => {
     const reply = await runtime.handle(command(i));
     if (!reply.ok) throw new Error(reply.error?.message);
   });
+  const redisUs = ((await redisCpuUs(runtime.redis)) - redis0) / count;
   const commands = (await commandCalls(runtime.redis)) / count;
   await runtime.ops.queue.obliterate({ force: true });
   await runtime.close();
-  return { ...figures, commands };
+  return { ...figures, commands, redisUs };
 }

@@ -69,3 +69,11 @@ export async function commandCalls(redis: Redis): Promise<number> {
   for (const match of info.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
   return total;
 }
+
+/** Redis's own CPU time (user + system) so far, µs, from INFO cpu. */
+export async function redisCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+  return (user + sys) * 1e6;
+}
