@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { freePort } from "./free-port.ts";
+import { freeClusterPort } from "./free-port.ts";
 
 const run = promisify(execFile);
 
@@ -25,8 +25,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const children: ChildProcess[] = [];
   try {
     for (let i = 0; i < 3; i++) {
-      // Cluster nodes also listen on port + 10000 for their bus: keep both below 65536.
-      const port = await freePort(55_000);
+      // Cluster nodes also listen on port + 10000 for their bus: both must be free.
+      const port = await freeClusterPort(ports);
       ports.push(port);
       const nodeDir = join(dir, String(port));
       await run("mkdir", ["-p", nodeDir]);
