@@ -1,7 +1,10 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createJobWriter } from "../../src/queue/create-job-writer.ts";
 import { createKeys } from "../../src/queue/keys.ts";
+import { createRedis } from "../../src/queue/redis.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.ts";
@@ -81,5 +84,30 @@ describe("on a three-master Redis Cluster", () => {
     call?.finish();
     await t.waitForPhase(a.jobIds[0] as string, ["succeeded"]);
     expect(gated.calls).toHaveLength(1);
+  });
+
+  it("queues a burst of commands in batched calls of BullMQ's add script on the queue's shard", async () => {
+    const redis = createRedis({ url: cluster.url, role: "worker" });
+    const queue = new Queue("{ops}", { connection: redis, prefix: "cw" });
+    try {
+      const writer = createJobWriter(queue, redis, { traced: false, batch: 4 });
+      const job = (i: number) => ({
+        name: "k8s.deploy",
+        data: { kind: "deploy", service: `svc-${i}`, env: "staging" },
+        opts: {
+          jobId: `j${i}`,
+          priority: 2,
+          attempts: 3,
+          backoff: { type: "exponential" as const, delay: 2_000 },
+        },
+      });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => writer.add(job(i))));
+      expect(writer.direct).toBe(true);
+      expect(await queue.getJobCounts("prioritized")).toEqual({ prioritized: 10 });
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+      redis.disconnect();
+    }
   });
 });
