@@ -49,7 +49,8 @@ function packStr(text: string): Buffer {
  *
  * - args: [queue key prefix, job id, name, timestamp, then six nils: no parent, no parent
  *   dependencies, no parent object, no repeat key, no deduplication key, no deferred parent release];
- * - opts: { attempts, jobId, priority, backoff: { type, delay } } (priority left out when 0).
+ * - opts: { attempts, jobId, priority, backoff: { type, delay } } (jobs with a priority: the writer
+ *   sends the others through `Queue.add`).
  */
 export function createJobPacker(prefix: string) {
   const head = Buffer.concat([Buffer.from([0x9a]), packStr(prefix)]);
@@ -108,11 +109,11 @@ export function createJobPacker(prefix: string) {
       const shape = `${opts.attempts}|${opts.priority}|${opts.backoff.type}|${opts.backoff.delay}`;
       let parts = optsParts.get(shape);
       if (parts === undefined) {
-        const withPriority = opts.priority > 0;
         parts = {
-          before: Buffer.concat([map(withPriority ? 4 : 3), attemptsKey, uint(opts.attempts), jobIdKey]),
+          before: Buffer.concat([map(4), attemptsKey, uint(opts.attempts), jobIdKey]),
           after: Buffer.concat([
-            ...(withPriority ? [priorityKey, uint(opts.priority)] : []),
+            priorityKey,
+            uint(opts.priority),
             backoffKey,
             map(2),
             typeKey,
