@@ -12,7 +12,13 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
 import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
-import { enqueuePayload as payload, rawEnqueue, shipbotEnqueue, warmUpCount } from "./enqueue.ts";
+import {
+  type EnqueueFigures,
+  enqueuePayload as payload,
+  rawEnqueue,
+  shipbotEnqueue,
+  warmUpCount,
+} from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
@@ -161,34 +167,26 @@ async function main(): Promise<void> {
   const server = await startBenchRedis();
   const results: Result[] = [];
   try {
+    const summarize = (runs: Array<{ rate: number; commands: number }>) => ({
+      rate: median(runs.map((r) => r.rate)),
+      commands: median(runs.map((r) => r.commands)),
+      runs: runs.map((r) => Math.round(r.rate)),
+    });
     const measure = async (fn: (url: string, rep: number) => Promise<{ rate: number; commands: number }>) => {
       const runs = [];
       for (let rep = 0; rep < repetitions; rep++) runs.push(await fn(server.url, rep));
-      return {
-        rate: median(runs.map((r) => r.rate)),
-        commands: median(runs.map((r) => r.commands)),
-        runs: runs.map((r) => Math.round(r.rate)),
-      };
+      return summarize(runs);
     };
     if (only === undefined) {
       // Raw and shipbot alternate, so both sides see the same background load and heap; producer CPU per
       // operation (µs) is printed too, being steadier than the rate on a shared machine.
-      const cpu = { raw: [] as number[], shipbot: [] as number[] };
-      const raws: Array<{ rate: number; commands: number }> = [];
-      const ships: Array<{ rate: number; commands: number }> = [];
+      const raws: EnqueueFigures[] = [];
+      const ships: EnqueueFigures[] = [];
       for (let rep = 0; rep < repetitions; rep++) {
-        const a = await rawEnqueue(server.url, rep, enqueueCount, inFlight);
-        const b = await shipbotEnqueue(server.url, rep, enqueueCount, inFlight);
-        raws.push(a);
-        ships.push(b);
-        cpu.raw.push(a.cpuUs);
-        cpu.shipbot.push(b.cpuUs);
+        raws.push(await rawEnqueue(server.url, rep, enqueueCount, inFlight));
+        ships.push(await shipbotEnqueue(server.url, rep, enqueueCount, inFlight));
       }
-      const summarize = (runs: Array<{ rate: number; commands: number }>) => ({
-        rate: median(runs.map((r) => r.rate)),
-        commands: median(runs.map((r) => r.commands)),
-        runs: runs.map((r) => Math.round(r.rate)),
-      });
+      const cpu = { raw: raws.map((r) => r.cpuUs), shipbot: ships.map((r) => r.cpuUs) };
       const rawAdd = summarize(raws);
       const shipAdd = summarize(ships);
       results.push({
