@@ -155,8 +155,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         history: (service, env, count) => workerStatus.history(service, env, count),
       });
       const mirrors = createApprovalMirrors({ redis: workerRedis, keys, config, status: workerStatus });
+      // A connection of its own: ioredis copies every script defined on a connection into each pipeline
+      // made from it, and the worker's carries BullMQ's sixty. The notifier makes pipelines per batch of
+      // cards (7–13% of its process's CPU per job with records and cards, docs/performance.md).
+      const notifierRedis = workerRedis.duplicate();
+      notifierRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (notifier)"));
+      if (metrics) countRedisErrors(notifierRedis, metrics, "notifier");
       const notifier = createNotifier({
-        redis: workerRedis,
+        redis: notifierRedis,
         keys,
         status: workerStatus,
         chats: metrics ? instrumentChatPorts(options.chats, metrics) : options.chats,
@@ -180,7 +186,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
       closers.push(
         () => alertProcessor.close(),
-        () => notifier.close(),
+        async () => {
+          await notifier.close();
+          await notifierRedis.quit();
+        },
         () => deriver.close(),
         () => sweeper.close(),
       );

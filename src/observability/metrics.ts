@@ -13,7 +13,7 @@ export type JobOutcome = "succeeded" | "failed" | "retried" | "cancelled" | "sup
 export type ChatCallOutcome = "ok" | "rate_limited" | "error";
 
 /** Which Redis connection reported an error. */
-export type RedisConnection = "producer" | "worker" | "deriver";
+export type RedisConnection = "producer" | "worker" | "deriver" | "notifier";
 
 export interface MetricsOptions {
   /**
@@ -144,7 +144,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
 
   // Known series start at zero, so rate() and increase() see the first error or alert.
-  for (const connection of ["producer", "worker", "deriver"] satisfies RedisConnection[]) {
+  for (const connection of ["producer", "worker", "deriver", "notifier"] satisfies RedisConnection[]) {
     redisErrors.labels({ connection }).inc(0);
   }
   for (const status of ["firing", "resolved"]) alertsReceived.labels({ status }).inc(0);
