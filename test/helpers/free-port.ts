@@ -1,10 +1,10 @@
 import { createServer } from "node:net";
 
 /**
- * A loopback port nobody listens on right now, for a server the test starts itself. `below` keeps room
- * above it (Redis Cluster nodes also listen on port + 10000).
+ * A loopback port nobody listens on right now, for a server the test starts itself (Redis Cluster nodes,
+ * which also listen on port + 10000, take `freeClusterPort` below).
  */
-export async function freePort(below = 65_536): Promise<number> {
+export async function freePort(): Promise<number> {
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
       const server = createServer();
@@ -15,7 +15,7 @@ export async function freePort(below = 65_536): Promise<number> {
         server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
       });
     });
-    if (port > 0 && port < below) return port;
+    if (port > 0) return port;
   }
 }
 
