@@ -350,7 +350,14 @@ describe("Slack slash commands with arbitrary contents, correctly signed", () =>
     );
     // Found by this property: a field naming an object's own machinery answered 500.
     for (const field of ["team_id", "channel_id", "user_id", "trigger_id", "enterprise_id"]) {
-      for (const value of ["__proto__", "constructor", "prototype"]) {
+      for (const value of [
+        "__proto__",
+        "constructor",
+        "prototype",
+        "toString",
+        "hasOwnProperty",
+        "valueOf",
+      ]) {
         const body = new URLSearchParams({
           team_id: "T0EMULATED",
           channel_id: "C0FUZZ",

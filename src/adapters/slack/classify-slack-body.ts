@@ -16,7 +16,11 @@ export type SlackBodyKind =
   | { kind: "malformed"; reason: string };
 
 const known: ReadonlySet<string> = new Set(slackSlashCommands);
-const reservedNames: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+/** Names an object has without being given them (`toString`, `__proto__`…): never a Slack id. */
+const reservedNames: ReadonlySet<string> = new Set([
+  ...Object.getOwnPropertyNames(Object.prototype),
+  "prototype",
+]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -65,8 +69,8 @@ export function classifySlackBody(contentType: string | undefined, body: string)
     }
     if (command !== undefined) {
       if (!command.startsWith("/")) return { kind: "malformed", reason: "command does not start with /" };
-      // Ids that name an object's own machinery (`team_id=__proto__`) broke request handling further in
-      // (found by fuzzing); no Slack id looks like that.
+      // Ids that name an object's own machinery (`team_id=__proto__`, `team_id=toString`) broke request
+      // handling further in (found by fuzzing); no Slack id looks like that.
       for (const [field, value] of params)
         if (field !== "text" && reservedNames.has(value))
           return { kind: "malformed", reason: `slash command field ${field} is not an id` };
