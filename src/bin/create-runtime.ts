@@ -116,8 +116,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const workerStatus = createStatusStore(workerRedis, keys);
     const workerOps = createOpsQueue(workerRedis, keys, workerStatus, log, options.tracing?.bullmq);
     if (options.work) {
+      // The worker's own connection: its fetch commands also take each job's lease (acquire-on-fetch.ts).
+      const fetchRedis = workerRedis.duplicate();
+      fetchRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker fetch)"));
+      if (metrics) countRedisErrors(fetchRedis, metrics, "worker");
       const worker = createOpWorker({
-        connection: workerRedis,
+        connection: fetchRedis,
         keys,
         config,
         executor: options.executor,
@@ -132,7 +136,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
       if (metrics) observeOpWorker(worker as unknown as Worker, metrics);
       workers.push(worker as unknown as Worker);
-      closers.push(() => worker.close());
+      closers.push(async () => {
+        await worker.close();
+        await fetchRedis.quit();
+      });
     }
     if (options.notify) {
       const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;

@@ -24,20 +24,9 @@ const addedScript = `${transitionLua}
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local now = nowMs()
 local seq, meta = transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', now, ${interimCardDelayMs}, ARGV[2], ARGV[3], {}, {})
--- An approved break-glass request is now queued: into the ledger, and its post to the audit channel.
-if seq > 0 then
-  local approvedBy = redis.call('HGET', KEYS[1], 'approvedBy')
-  local raw = redis.call('HGET', KEYS[1], 'data') or ''
-  if approvedBy and string.find(raw, '"breakGlass"', 1, true) then
-    local ok, d = pcall(cjson.decode, raw)
-    if ok and type(d) == 'table' and type(d.breakGlass) == 'table' then
-      auditAppend(KEYS[3], ARGV[2], { 'type', 'breakglass.approved', 'at', tostring(now), 'job', ARGV[1],
-        'kind', meta[1] or '', 'service', meta[2] or '', 'env', meta[3] or '', 'actor', meta[4] or '',
-        'approvedBy', approvedBy, 'reason', tostring(d.breakGlass.reason) })
-      redis.call('ZADD', KEYS[4], now, ARGV[4])
-    end
-  end
-end
+-- An approved break-glass request is now queued: into the ledger, and its post to the audit channel
+-- (unless the worker started the job first and wrote them then).
+breakGlassApproved(KEYS[1], KEYS[3], KEYS[4], ARGV[1], now, ARGV[2])
 return seq
 `;
 
@@ -177,12 +166,7 @@ export function createDeriver(options: DeriverOptions): Deriver {
       if (!jobId) continue;
       const shared = [keys.job(jobId), keys.bullJob(jobId), keys.audit, keys.cards, jobId];
       if (f.event === "added") {
-        (pipeline as unknown as DeriverPipeline).shipbotDeriveAdded(
-          ...shared,
-          auditMaxLength,
-          stateTtlMs,
-          toBreakGlassCardId("approved", jobId),
-        );
+        (pipeline as unknown as DeriverPipeline).shipbotDeriveAdded(...shared, auditMaxLength, stateTtlMs);
         scripts++;
       } else if (f.event === "completed" || f.event === "failed") {
         const value = f.event === "completed" ? (f.returnvalue ?? "") : (f.failedReason ?? "unknown failure");

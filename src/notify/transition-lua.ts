@@ -1,4 +1,5 @@
 import { auditAppendLua } from "../audit/audit-lua.ts";
+import { toBreakGlassCardId } from "../core/break-glass.ts";
 
 /** Failures a batch keeps for its card (the counters count them all). */
 export const batchFailuresKept = 20;
@@ -96,6 +97,22 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
     redis.call('ZADD', cards, 'LT', now + cardDelay, jobId)
   end
   return seq, meta
+end
+
+-- An approved break-glass request, queued: its ledger entry and its post to the audit channel, once,
+-- by whichever comes first, the deriver seeing the job queued or the worker starting it (so the entry
+-- always comes before the one saying the deploy ran). Only an approval decision sets approvedBy.
+local function breakGlassApproved(state, audit, cards, jobId, now, auditMax)
+  local h = redis.call('HMGET', state, 'approvedBy', 'data', 'breakGlassApprovedAt')
+  if not h[1] or h[3] or not string.find(h[2] or '', '"breakGlass"', 1, true) then return end
+  local ok, d = pcall(cjson.decode, h[2])
+  if not (ok and type(d) == 'table' and type(d.breakGlass) == 'table') then return end
+  local by = type(d.requestedBy) == 'table' and d.requestedBy or {}
+  redis.call('HSET', state, 'breakGlassApprovedAt', tostring(now))
+  auditAppend(audit, auditMax, { 'type', 'breakglass.approved', 'at', tostring(now), 'job', jobId,
+    'kind', tostring(d.kind or ''), 'service', tostring(d.service or ''), 'env', tostring(d.env or ''),
+    'actor', tostring(by.id or ''), 'approvedBy', h[1], 'reason', tostring(d.breakGlass.reason) })
+  redis.call('ZADD', cards, now, '${toBreakGlassCardId("approved", "")}' .. jobId)
 end
 
 -- A finished operation goes to its target's history (what the status command lists).

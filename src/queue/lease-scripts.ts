@@ -18,7 +18,7 @@ import type { Keys } from "./keys.ts";
  * script writes the job's new state (running, or waiting with its position), its audit entry and its
  * card signal.
  */
-const acquireScript = `${transitionLua}
+export const acquireBodyLua = `
 local lease, line, fenceKey, seen, marks, state, bullJob, audit, cards = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local locks, freezes, incidents, durations = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local jobId, score, staleMs, kind, ts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -143,8 +143,10 @@ if not busy then
   end
   local sets = { 'startedAt', tostring(now), 'fence', tostring(fence) }
   if passedFreeze then
-    -- Break-glass: the ledger says which freeze it passed; the audit channel gets its post.
+    -- Break-glass: the ledger says which freeze it passed; the audit channel gets its post, after the
+    -- approval's if the deriver has not written that yet.
     table.insert(sets, 'breakGlassFreeze'); table.insert(sets, passedFreeze)
+    breakGlassApproved(state, audit, cards, jobId, now, auditMax)
     auditAppend(audit, auditMax, { 'type', 'breakglass.ran', 'at', tostring(now), 'job', jobId, 'kind', kind,
       'service', service, 'env', env, 'actor', requester, 'freeze', passedFreeze })
     redis.call('ZADD', cards, now, breakGlassCard)
@@ -198,6 +200,9 @@ local reply = {'busy', holderId or '', tostring(position)}
 for _, id in ipairs(superseded) do table.insert(reply, id) end
 return reply
 `;
+
+/** The acquire as a script of its own (the worker runs the same body inside its fetch: src/worker/acquire-on-fetch.ts). */
+const acquireScript = `${transitionLua}${acquireBodyLua}`;
 
 /**
  * Cancels a job that has not started, atomically with respect to acquire: either the job already runs
@@ -266,6 +271,16 @@ export function lineScore(request: LeaseRequest): number {
   return request.priority * 1e13 + request.requestedAt;
 }
 
+/** The acquire script's answer as a result. */
+export function parseAcquireReply(reply: string[]): AcquireResult {
+  const [status, a = "", b = "0", ...rest] = reply;
+  if (status === "acquired") return { status, fence: Number(a), firstFence: Number(b) };
+  if (status === "blocked") return { status, reason: a, position: Number(b) };
+  if (status === "busy") return { status, holder: a, position: Number(b), superseded: rest };
+  const [what, by = ""] = a.split("|");
+  return what === "cancelled" ? { status: "cancelled", by } : { status: "superseded", by };
+}
+
 export function createLeases(redis: Redis, keys: Keys): Leases {
   const r = redis as ScriptRedis;
   if (typeof r.shipbotAcquire !== "function") {
@@ -300,12 +315,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         scheduledFreeze ?? "",
         fresh ? "1" : "0",
       );
-      const [status, a = "", b = "0", ...rest] = reply;
-      if (status === "acquired") return { status, fence: Number(a), firstFence: Number(b) };
-      if (status === "blocked") return { status, reason: a, position: Number(b) };
-      if (status === "busy") return { status, holder: a, position: Number(b), superseded: rest };
-      const [what, by = ""] = a.split("|");
-      return what === "cancelled" ? { status: "cancelled", by } : { status: "superseded", by };
+      return parseAcquireReply(reply);
     },
     cancel(request, by) {
       return r.shipbotCancel(

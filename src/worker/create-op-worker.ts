@@ -21,8 +21,13 @@ import { inSpan, type Tracing } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { LeaseRequest, Leases } from "../queue/lease-scripts.ts";
 import { keepCompleted, keepFailed, toLeaseRequest, wakeJob } from "../queue/ops-queue.ts";
+import { installAcquireOnFetch } from "./acquire-on-fetch.ts";
 
 export interface OpWorkerOptions {
+  /**
+   * The worker's own connection, used by nothing else: its fetch commands are replaced by ones that
+   * also take the job's lease (see acquire-on-fetch.ts).
+   */
   connection: Redis;
   keys: Keys;
   config: Config;
@@ -184,14 +189,32 @@ async function recordRollback(
 
 /**
  * Runs deploy, rollback and scale jobs. Per target, one at a time: a job that finds its target busy
- * joins the target's line, is parked as a delayed job and is woken when the holder finishes. Per job the
- * worker adds one round trip to BullMQ's own: the acquire script, which also records the job as
- * running (or waiting). Progress is written only while a real rollout moves.
+ * joins the target's line, is parked as a delayed job and is woken when the holder finishes. The
+ * worker adds no round trip to BullMQ's own: the script that fetches a job also runs the acquire for
+ * it, which records the job as running (or waiting). Progress is written only while a real rollout
+ * moves.
  */
 export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutcome> {
   const { config, executor, status, leases, queue, log } = options;
   const { recheckMs, rolloutTimeoutMs, lockDurationMs } = config.queue;
   const staleMs = recheckMs * 3 + 1_000;
+  const fetched = installAcquireOnFetch(options.connection, {
+    keys: options.keys,
+    config,
+    staleMs,
+    runningText: verbs,
+  });
+
+  async function acquire(request: LeaseRequest, data: JobData, attemptsStarted: number) {
+    const frozen = data.kind === "rollback" ? undefined : activeFreeze(config, data.env, Date.now());
+    return leases.acquire(request, {
+      staleMs,
+      runningText: verbs[data.kind],
+      requester: data.requestedBy.id,
+      fresh: attemptsStarted <= 1,
+      ...(frozen ? { scheduledFreeze: describeFreeze(frozen, data.env) } : {}),
+    });
+  }
 
   async function run(
     job: Job<JobData>,
@@ -199,6 +222,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     signal: AbortSignal | undefined,
   ): Promise<OpOutcome> {
     const jobId = job.id as string;
+    const taken = fetched.take(jobId, job.attemptsStarted);
     const parsed = jobDataSchema.safeParse(job.data);
     if (!parsed.success) {
       log.error({ jobId, issues: parsed.error.issues }, "job data failed validation; dropping the job");
@@ -211,16 +235,9 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
         `${data.service} is no longer configured in ${data.env}; nothing was done`,
       );
 
-    const request: LeaseRequest = toLeaseRequest(jobId, data);
-    // Scheduled freeze windows are pure config: evaluated here and handed to the script with the rest.
-    const frozen = data.kind === "rollback" ? undefined : activeFreeze(config, data.env, Date.now());
-    const lease = await leases.acquire(request, {
-      staleMs,
-      runningText: verbs[data.kind],
-      requester: data.requestedBy.id,
-      fresh: job.attemptsStarted <= 1,
-      ...(frozen ? { scheduledFreeze: describeFreeze(frozen, data.env) } : {}),
-    });
+    // Normally taken with the job by the fetch (acquire-on-fetch.ts); acquired here for a job the fetch
+    // left alone. Scheduled freeze windows are pure config: evaluated here and handed to the script.
+    const lease = taken ?? (await acquire(toLeaseRequest(jobId, data), data, job.attemptsStarted));
     if (lease.status === "cancelled" || lease.status === "superseded") {
       const text =
         lease.status === "cancelled"

@@ -1,29 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { jobPriority } from "../../src/core/model.ts";
 import { createJobWriter, type OpJob } from "../../src/queue/create-job-writer.ts";
-import { createRedis } from "../../src/queue/redis.ts";
-import { redisUrl } from "../helpers/test-runtime.ts";
+import { trackRedis } from "../helpers/tracked-redis.ts";
 
 /**
  * shipbot adds operations jobs by calling BullMQ's add script itself. These tests hold that path to what
  * `Queue.add` stores, so a BullMQ upgrade that changes the script's arguments fails here, not in
  * production.
  */
-const opened: Array<{ close(): Promise<unknown> }> = [];
-const redises: Redis[] = [];
-afterEach(async () => {
-  for (const c of opened.splice(0).reverse()) await c.close();
-  for (const r of redises.splice(0)) r.disconnect();
-});
-
-function connect(): Redis {
-  const redis = createRedis({ url: redisUrl, role: "worker" });
-  redises.push(redis);
-  return redis;
-}
+const { opened, connect } = trackRedis();
 
 async function twoQueues() {
   const redis = connect();
