@@ -49,10 +49,11 @@ local function nowMs()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- sets: flat list of field, value to set; dels: fields to remove; extra (optional): more audit fields.
+-- sets: flat list of field, value to set, or a function given the fields read (data, firstFence) that
+-- returns it; dels: fields to remove; extra (optional): more audit fields.
 -- One HMGET reads everything the checks and the audit entry need; one HSET writes the change.
 local function transition(state, bullJob, audit, cards, jobId, phase, text, now, cardDelay, auditMax, ttl, sets, dels, extra)
-  local h = redis.call('HMGET', state, 'phase', 'text', 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch', 'position', 'seq')
+  local h = redis.call('HMGET', state, 'phase', 'text', 'kind', 'service', 'env', 'actor', 'trace', 'by', 'batch', 'position', 'seq', 'data', 'firstFence')
   local cur = h[1]
   if cur and terminal[cur] then return 0 end
   if phase == 'queued' and cur and cur ~= 'approved' then return 0 end
@@ -62,7 +63,7 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
   local seq = (tonumber(h[11]) or 0) + 1
   local fields = { 'seq', seq, 'phase', phase, 'text', text, 'updatedAt', now }
   if not meta[1] then
-    local raw = redis.call('HGET', state, 'data')
+    local raw = h[12]
     if not raw then
       raw = redis.call('HGET', bullJob, 'data')
       if raw then fields[#fields + 1] = 'data'; fields[#fields + 1] = raw end
@@ -82,6 +83,7 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
       end
     end
   end
+  if type(sets) == 'function' then sets = sets({ data = h[12], firstFence = h[13] }) end
   for _, v in ipairs(sets) do fields[#fields + 1] = v end
   redis.call('HSET', state, unpack(fields))
   -- Nothing to remove when the only field to clear is a position the job never had.

@@ -31,7 +31,10 @@ local auditMax, ttl = ${auditMaxLength}, ${stateTtlMs}
 local bullPrefix = string.sub(bullJob, 1, #bullJob - #jobId)
 local breakGlassCard = '${toBreakGlassCardId("ran", "")}' .. jobId
 
-local mark = redis.call('HGET', marks, jobId)
+-- Marks, locks, freezes and incidents are rare: an empty hash does not exist, so one EXISTS tells whether
+-- any is held at all; only then are they read one by one.
+local flagged = redis.call('EXISTS', marks, locks, freezes, incidents) > 0
+local mark = flagged and redis.call('HGET', marks, jobId)
 if mark then
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
@@ -51,9 +54,7 @@ local function approvedBreakGlass()
 end
 
 -- Guards checked where the job runs: a lock held by someone else, or a freeze (rollbacks pass freezes).
--- An empty hash does not exist, so one EXISTS tells whether any lock, freeze or incident is held at
--- all; only then are the guards read one by one.
-local guarded = redis.call('EXISTS', locks, freezes, incidents) > 0
+local guarded = flagged
 local blocked = false
 local passedFreeze = false
 local lock = guarded and (redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env))
@@ -133,9 +134,6 @@ end
 if not busy then
   local fence = redis.call('INCR', fenceKey)
   redis.call('SET', lease, jobId .. '|' .. fence)
-  -- The fence of this job's first attempt: a retry must not overwrite what others did since.
-  local firstFence = fence
-  if redis.call('HSETNX', state, 'firstFence', fence) == 0 then firstFence = redis.call('HGET', state, 'firstFence') end
   -- A job on its first start has never joined the line (nor is it in an empty one).
   if not fresh then
     if not lineEmpty then redis.call('ZREM', line, member) end
@@ -151,8 +149,20 @@ if not busy then
       'service', service, 'env', env, 'actor', requester, 'freeze', passedFreeze })
     redis.call('ZADD', cards, now, breakGlassCard)
   end
+  -- The fence of this job's first attempt: a retry must not overwrite what others did since. Read and
+  -- set with the transition's own read and write of the state hash.
+  local firstFence
   transition(state, bullJob, audit, cards, jobId, 'running', runningText, now, ${interimCardDelayMs}, auditMax, ttl,
-    sets, { 'position' })
+    function(h)
+      firstFence = h.firstFence or fence
+      if not h.firstFence then table.insert(sets, 'firstFence'); table.insert(sets, tostring(fence)) end
+      return sets
+    end, { 'position' })
+  if not firstFence then
+    -- The transition changed nothing (the job shows this state already, as after a worker restart).
+    firstFence = fence
+    if redis.call('HSETNX', state, 'firstFence', fence) == 0 then firstFence = redis.call('HGET', state, 'firstFence') end
+  end
   return {'acquired', tostring(fence), tostring(firstFence)}
 end
 
