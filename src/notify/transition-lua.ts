@@ -19,6 +19,9 @@ export const batchCardDelayMs = 250;
  */
 export const transitionLua = `${auditAppendLua}
 local terminal = { succeeded = true, failed = true, cancelled = true, superseded = true }
+-- A job's payload its script read already (the worker's fetch has the job hash), by BullMQ job key:
+-- { raw, decoded }, so a first transition neither reads nor decodes it again.
+local knownJobData = {}
 local batchBuckets = { ['pending-approval'] = 'waiting', approved = 'waiting', queued = 'waiting', waiting = 'waiting',
   running = 'running', progress = 'running', succeeded = 'succeeded', failed = 'failed', cancelled = 'cancelled', superseded = 'cancelled' }
 
@@ -64,12 +67,14 @@ local function transition(state, bullJob, audit, cards, jobId, phase, text, now,
   local fields = { 'seq', seq, 'phase', phase, 'text', text, 'updatedAt', now }
   if not meta[1] then
     local raw = h[12]
+    local known = knownJobData[bullJob]
     if not raw then
-      raw = redis.call('HGET', bullJob, 'data')
+      raw = known and known[1] or redis.call('HGET', bullJob, 'data')
       if raw then fields[#fields + 1] = 'data'; fields[#fields + 1] = raw end
     end
     if raw then
-      local ok, d = pcall(cjson.decode, raw)
+      local ok, d = true, known and known[1] == raw and known[2]
+      if not d then ok, d = pcall(cjson.decode, raw) end
       if ok and type(d) == 'table' then
         local by = type(d.requestedBy) == 'table' and d.requestedBy or {}
         meta = { tostring(d.kind or ''), tostring(d.service or ''), tostring(d.env or ''), tostring(by.id or ''), tostring(d.traceId or ''), tostring(by.name or '') }

@@ -95,6 +95,7 @@ local key = {
   durations = ${keyTemplate(keys.durations, 2)}, job = ${keyTemplate(keys.job, 1)}, bullJob = ${keyTemplate(keys.bullJob, 1)}
 }
 local requestedAt = string.format('%.0f', at)
+knownJobData[key.bullJob(jobId)] = { raw, d }
 local aok, reply = pcall(shipbotAcquire, {
   key.lease(service, env), key.line(service, env), key.fence(service, env), ${luaString(keys.lineSeen)}, ${luaString(keys.marks)},
   key.job(jobId), key.bullJob(jobId), ${luaString(keys.audit)}, ${luaString(keys.cards)}, ${luaString(keys.locks)},
