@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { startLoop } from "../core/start-loop.ts";
 import type { StatusStore } from "../notify/status-store.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
@@ -16,8 +17,6 @@ export function startApprovalSweeper(deps: {
   log: Logger;
   everyMs?: number;
 }): { close(): Promise<void> } {
-  let stopped = false;
-  let wake: (() => void) | undefined;
   const sweep = async (): Promise<void> => {
     const reminded = await deps.approvals.remind();
     if (reminded.length > 0) deps.log.info({ jobs: reminded }, "approval reminders handed to the notifier");
@@ -33,25 +32,8 @@ export function startApprovalSweeper(deps: {
       }
     }
   };
-  const loop = (async () => {
-    while (!stopped) {
-      await sweep().catch((error: unknown) =>
-        deps.log.warn({ err: error }, "approval sweep failed; will retry"),
-      );
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deps.everyMs ?? 1_000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  })();
-  return {
-    async close() {
-      stopped = true;
-      wake?.();
-      await loop;
-    },
-  };
+  return startLoop(sweep, {
+    everyMs: deps.everyMs ?? 1_000,
+    onError: (error) => deps.log.warn({ err: error }, "approval sweep failed; will retry"),
+  });
 }

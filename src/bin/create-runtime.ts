@@ -36,6 +36,7 @@ import { createApprovals } from "../queue/approval-scripts.ts";
 import { createKeys, type Keys } from "../queue/keys.ts";
 import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
 import { checkEvictionPolicy, createRedis, waitForReady } from "../queue/redis.ts";
+import { startRetention } from "../queue/retention.ts";
 import { createOpWorker } from "../worker/create-op-worker.ts";
 
 export interface RuntimeOptions {
@@ -136,7 +137,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
       if (metrics) observeOpWorker(worker as unknown as Worker, metrics);
       workers.push(worker as unknown as Worker);
+      const retention = startRetention({ queue: workerOps.queue, log });
       closers.push(async () => {
+        await retention.close();
         await worker.close();
         await fetchRedis.quit();
       });

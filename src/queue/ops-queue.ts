@@ -119,16 +119,6 @@ export function toJobData(spec: JobSpec, command: ChatCommand, traceId: string):
 /** The same for every job, so made once; BullMQ copies a job's options and only reads these. */
 const retryBackoff = { type: "exponential", delay: 2_000 } as const;
 
-/**
- * How long finished jobs are kept: completed ones a day, so that a redelivered chat event still finds its
- * job and creates nothing twice; failed ones a week. Given to the worker, not to each job: BullMQ applies
- * a worker's retention to every job that has none of its own, and every job finishes or fails through the
- * worker (a job stalled too often is failed by the worker that picks it up next). Per job they cost
- * producer CPU on every add and bytes in every job hash.
- */
-export const keepCompleted = { age: 24 * 3600, count: 10_000 } as const;
-export const keepFailed = { age: 7 * 24 * 3600, count: 10_000 } as const;
-
 function toJob(jobId: string, data: JobData) {
   return {
     name: `k8s.${data.kind}`,

@@ -20,7 +20,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { inSpan, type Tracing } from "../observability/tracing.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { LeaseRequest, Leases } from "../queue/lease-scripts.ts";
-import { keepCompleted, keepFailed, toLeaseRequest, wakeJob } from "../queue/ops-queue.ts";
+import { toLeaseRequest, wakeJob } from "../queue/ops-queue.ts";
 import { installAcquireOnFetch } from "./acquire-on-fetch.ts";
 
 export interface OpWorkerOptions {
@@ -359,9 +359,8 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       lockDuration: lockDurationMs,
       stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
       maxStalledCount: 2,
-      // Retention for every operations job (they carry none of their own): see keepCompleted.
-      removeOnComplete: keepCompleted,
-      removeOnFail: keepFailed,
+      // No retention here: BullMQ keeps every finished job, and src/queue/retention.ts trims them once a
+      // minute (BullMQ's would read and trim the finished set in the script that finishes each job).
       autorun: options.autorun ?? true,
       ...(options.tracing ? { telemetry: options.tracing.bullmq } : {}),
     },

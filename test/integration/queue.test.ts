@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime } from "../../src/bin/create-runtime.ts";
 import { ShipbotError } from "../../src/core/errors.ts";
+import { trimFinished } from "../../src/queue/retention.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { redisUrl, startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
@@ -75,7 +76,7 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     });
 
     // Age the finished jobs as if they had finished earlier (BullMQ ages them by their score in its
-    // completed and failed sets); the next job to finish each way trims what is past its retention.
+    // completed and failed sets); the worker's next trim removes what is past its retention.
     const client = new Redis(redisUrl);
     const hour = 3600 * 1000;
     const now = Date.now();
@@ -91,6 +92,9 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     await client.quit();
     const completedNow = await run("v6", "finish");
     const failedNow = await run("v7", "fail");
+    // Finishing a job trims nothing by itself; the worker trims once a minute (here: now).
+    expect(await queue.getJob(old)).toBeDefined();
+    expect(await trimFinished(queue)).toEqual({ completed: 1, failed: 1 });
 
     const kept = async (jobId: string) => (await queue.getJob(jobId)) !== undefined;
     expect(await kept(old)).toBe(false);
@@ -99,6 +103,16 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     expect(await kept(failedLongAgo)).toBe(false);
     expect(await kept(failedDaysAgo)).toBe(true);
     expect(await kept(failedNow)).toBe(true);
+
+    // Past the count, the oldest go first.
+    expect(
+      await trimFinished(queue, {
+        completed: { age: 3600, count: 1 },
+        failed: { age: 30 * 24 * 3600, count: 5 },
+      }),
+    ).toEqual({ completed: 1, failed: 0 });
+    expect(await kept(recent)).toBe(false);
+    expect(await kept(completedNow)).toBe(true);
   });
 
   it("runs one operation per service and environment at a time, and different targets in parallel", async () => {
