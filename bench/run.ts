@@ -205,7 +205,7 @@ async function main(): Promise<void> {
         shipbot: Math.round(shipRun.rate),
         baseline: Math.round(rawRun.rate),
         ratio: shipRun.rate / rawRun.rate,
-        notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire script (guards, lease, running state, audit, card signal) vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
+        notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire (guards, lease, running state, audit, card signal) inside BullMQ's fetch script vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
       });
       const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
       results.push({
