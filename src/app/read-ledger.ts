@@ -5,6 +5,7 @@ import type { Config } from "../core/config.ts";
 import type { LedgerAlert, LedgerOperation } from "../core/dora.ts";
 import type { JobState } from "../core/model.ts";
 import type { RunTime } from "../core/queue-eta.ts";
+import { durationsKept } from "../notify/transition-lua.ts";
 import type { Keys } from "../queue/keys.ts";
 
 const num = (value: string | undefined): number | undefined => {
@@ -67,7 +68,7 @@ export async function readDurations(
   const pipeline = redis.pipeline();
   for (const target of targets) {
     const [service = "", env = ""] = target.split(":");
-    pipeline.lrange(keys.durations(service, env), 0, -1);
+    pipeline.lrange(keys.durations(service, env), 0, durationsKept - 1);
   }
   const results = (await pipeline.exec()) ?? [];
   targets.forEach((target, i) => {

@@ -6,7 +6,7 @@ import { toBreakGlassCardId } from "../core/break-glass.ts";
 import type { Keys } from "../queue/keys.ts";
 import { wakeJob } from "../queue/ops-queue.ts";
 import { stateTtlMs } from "./status-store.ts";
-import { interimCardDelayMs, transitionLua } from "./transition-lua.ts";
+import { durationsKept, interimCardDelayMs, transitionLua } from "./transition-lua.ts";
 
 /**
  * Turns what BullMQ records about the operations queue into shipbot's own records, off the hot path:
@@ -21,6 +21,10 @@ import { interimCardDelayMs, transitionLua } from "./transition-lua.ts";
  * recovers every final state.
  */
 const addedScript = `${transitionLua}
+-- Most jobs are running or done before their "added" event is read (the worker's fetch records them):
+-- "queued" is only ever a first state, and without an approval there is no break-glass entry to write.
+local h = redis.call('HMGET', KEYS[1], 'phase', 'approvedBy')
+if h[1] and h[1] ~= 'approved' and not h[2] then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local now = nowMs()
 local seq, meta = transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], 'queued', 'Queued', now, ${interimCardDelayMs}, ARGV[2], ARGV[3], {}, {})
@@ -60,9 +64,7 @@ if seq > 0 and (phase == 'succeeded' or phase == 'failed') then
   -- How long it held the target: the queue's ETAs come from the last 20 of these.
   local started = tonumber(startedAt or '')
   if started and meta[2] and meta[2] ~= '' then
-    local key = durationsPrefix .. meta[2] .. ':' .. meta[3]
-    redis.call('LPUSH', key, (meta[1] or '') .. ':' .. math.max(0, finishedAt - started))
-    redis.call('LTRIM', key, 0, 19)
+    pushCapped(durationsPrefix .. meta[2] .. ':' .. meta[3], (meta[1] or '') .. ':' .. math.max(0, finishedAt - started), ${durationsKept})
   end
 end
 -- A break-glass run's post in the audit channel shows how it ended (edited in place).

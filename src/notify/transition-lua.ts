@@ -4,6 +4,9 @@ import { toBreakGlassCardId } from "../core/break-glass.ts";
 /** Failures a batch keeps for its card (the counters count them all). */
 export const batchFailuresKept = 20;
 
+/** Run times kept per target for queue ETAs (the deriver's pushes, the acquire's and the ledger's reads). */
+export const durationsKept = 20;
+
 /** A batch's card waits at least this long, so a wave of jobs finishing becomes one edit. */
 export const batchCardDelayMs = 250;
 
@@ -122,12 +125,17 @@ local function breakGlassApproved(state, audit, cards, jobId, now, auditMax)
   redis.call('ZADD', cards, now, '${toBreakGlassCardId("approved", "")}' .. jobId)
 end
 
+-- LPUSH onto a list whose readers read only its first keep entries; trimmed back to keep once it is 10
+-- longer, so most pushes cost one command, not two.
+local function pushCapped(key, value, keep)
+  if redis.call('LPUSH', key, value) > keep + 10 then redis.call('LTRIM', key, 0, keep - 1) end
+end
+
 -- A finished operation goes to its target's history (what the status command lists).
 local function recordHistory(historyPrefix, meta, jobId, phase, image, now)
   if not meta[2] or meta[2] == '' then return end
   local key = historyPrefix .. meta[2] .. ':' .. meta[3]
-  redis.call('LPUSH', key, cjson.encode({ jobId = jobId, kind = meta[1], phase = phase, image = image, by = meta[6] or '', at = now }))
-  redis.call('LTRIM', key, 0, 49)
+  pushCapped(key, cjson.encode({ jobId = jobId, kind = meta[1], phase = phase, image = image, by = meta[6] or '', at = now }), 50)
 end
 `;
 

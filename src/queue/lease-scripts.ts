@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { auditMaxLength } from "../audit/audit-log.ts";
 import { toBreakGlassCardId } from "../core/break-glass.ts";
 import { stateTtlMs } from "../notify/status-store.ts";
-import { interimCardDelayMs, transitionLua } from "../notify/transition-lua.ts";
+import { durationsKept, interimCardDelayMs, transitionLua } from "../notify/transition-lua.ts";
 import type { Keys } from "./keys.ts";
 
 /**
@@ -190,7 +190,7 @@ local behind = holderId and (' (behind ' .. holderId .. ')') or ''
 -- Expected start from the target's recent run times (median): what the running job has left, plus one
 -- run per job ahead in the line. Shown as a clock time, so the card changes only when the estimate does.
 local eta = ''
-local recent = redis.call('LRANGE', durations, 0, -1)
+local recent = redis.call('LRANGE', durations, 0, ${durationsKept - 1})
 if #recent > 0 then
   local values = {}
   for _, d in ipairs(recent) do values[#values + 1] = tonumber(string.match(d, '(%d+)$')) or 0 end

@@ -271,8 +271,12 @@ describe("queue ETAs from the target's recent run times", () => {
   it("shows position and expected start of waiting jobs and the time left of the running one", async () => {
     const { gated, t } = await start();
     const durations = t.runtime.keys.durations("api", "staging");
-    // Recent runs of api in staging took 4 minutes each.
-    await t.runtime.redis.lpush(durations, "deploy:240000", "scale:240000", "deploy:240000");
+    // The last 20 runs of api in staging took 4 minutes each; older ones (which no longer count) 1 minute.
+    await t.runtime.redis.lpush(durations, ...Array.from({ length: 25 }, () => "deploy:60000"));
+    await t.runtime.redis.lpush(
+      durations,
+      ...Array.from({ length: 20 }, (_, i) => `${i % 2 ? "scale" : "deploy"}:240000`),
+    );
     const a = await submit(t, "/deploy api staging v2");
     await gated.started(1);
     const b = await submit(t, "/scale api staging 3");
@@ -301,11 +305,13 @@ describe("queue ETAs from the target's recent run times", () => {
 
     gated.calls[0]?.finish();
     await t.waitForPhase(a, ["succeeded"]);
-    // The finished deploy's run time joins the target's recent runs.
-    for (let i = 0; i < 200 && (await t.runtime.redis.llen(durations)) < 4; i++)
+    // The finished deploy's run time joins the target's recent runs, and the list is cut back to 20.
+    for (let i = 0; i < 200 && (await t.runtime.redis.llen(durations)) === 45; i++)
       await new Promise((r) => setTimeout(r, 25));
     const [newest] = await t.runtime.redis.lrange(durations, 0, 0);
     expect(newest).toMatch(/^deploy:\d+$/);
+    expect(newest).not.toBe("deploy:240000");
+    expect(await t.runtime.redis.llen(durations)).toBe(20);
     (await gated.started(2))[1]?.finish();
     (await gated.started(3))[2]?.finish();
     await t.waitForPhase(c, ["succeeded"]);
