@@ -205,6 +205,8 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
     runningText: verbs,
   });
 
+  let warnedSeparate = false;
+
   async function acquire(request: LeaseRequest, data: JobData, attemptsStarted: number) {
     const frozen = data.kind === "rollback" ? undefined : activeFreeze(config, data.env, Date.now());
     return leases.acquire(request, {
@@ -237,6 +239,11 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
 
     // Normally taken with the job by the fetch (acquire-on-fetch.ts); acquired here for a job the fetch
     // left alone. Scheduled freeze windows are pure config: evaluated here and handed to the script.
+    if (taken === undefined && !warnedSeparate) {
+      // Correct either way, but each such job costs a round trip more: say so once.
+      warnedSeparate = true;
+      log.warn({ jobId }, "the fetch did not take this job's lease; acquiring it separately (logged once)");
+    }
     const lease = taken ?? (await acquire(toLeaseRequest(jobId, data), data, job.attemptsStarted));
     if (lease.status === "cancelled" || lease.status === "superseded") {
       const text =

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { createRuntime } from "../../src/bin/create-runtime.ts";
 import type { Config } from "../../src/core/config.ts";
 import { activeFreeze, describeFreeze } from "../../src/core/freeze-windows.ts";
 import { type JobData, jobPriority } from "../../src/core/model.ts";
@@ -9,7 +11,9 @@ import { createKeys, type Keys } from "../../src/queue/keys.ts";
 import { type AcquireResult, createLeases } from "../../src/queue/lease-scripts.ts";
 import { toLeaseRequest } from "../../src/queue/ops-queue.ts";
 import { installAcquireOnFetch } from "../../src/worker/acquire-on-fetch.ts";
-import { loadExampleConfig } from "../helpers/example-config.ts";
+import { chatCommand, loadExampleConfig } from "../helpers/example-config.ts";
+import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { redisUrl, testConfig } from "../helpers/test-runtime.ts";
 import { trackRedis } from "../helpers/tracked-redis.ts";
 
 /**
@@ -278,5 +282,36 @@ describe("acquire on fetch, a job that waited", () => {
     ]);
     expect(await redis.zcard(w.keys.line("busy", "staging"))).toBe(0);
     expect(await redis.get(w.keys.lease("busy", "staging"))).toBe("b1|1");
+  });
+});
+
+describe("acquire on fetch, in the runtime", () => {
+  it("takes every job's lease in the fetch: the worker never acquires separately", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: "debug" }, { write: (line: string) => lines.push(line) });
+    const gated = createGatedExecutor();
+    const runtime = await createRuntime({
+      config: testConfig(),
+      redisUrl,
+      executor: gated.executor,
+      chats: {},
+      log,
+      accept: true,
+      work: true,
+      notify: true,
+    });
+    opened.push(runtime);
+    const asked = await Promise.all(
+      ["api", "web"].map((service) => runtime.handle(chatCommand(`/deploy ${service} staging v2`))),
+    );
+    const calls = await gated.started(2);
+    for (const call of calls) call.finish();
+    for (const reply of asked) {
+      const jobId = reply.jobIds[0] as string;
+      for (let i = 0; i < 200 && (await runtime.status.read(jobId))?.phase !== "succeeded"; i++)
+        await new Promise((r) => setTimeout(r, 25));
+      expect((await runtime.status.read(jobId))?.phase).toBe("succeeded");
+    }
+    expect(lines.filter((l) => l.includes("acquiring it separately"))).toEqual([]);
   });
 });
