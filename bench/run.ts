@@ -21,7 +21,7 @@ import {
 } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
-import { commandCalls, startBenchRedis } from "./redis-server.ts";
+import { commandCalls, redisCpuUs, startBenchRedis } from "./redis-server.ts";
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
@@ -68,7 +68,24 @@ async function drainUntil(count: () => Promise<number>, target: number): Promise
   return target / ((performance.now() - started) / 1000);
 }
 
-async function rawDrain(url: string, rep: number): Promise<{ rate: number; commands: number }> {
+interface DrainFigures {
+  rate: number;
+  commands: number;
+  /** CPU per job over the drain: this process (the worker side) plus Redis, µs. */
+  cpuUs: number;
+}
+
+/** Starts counting this process's and Redis's CPU; the returned function gives µs per job. */
+async function cpuPerJob(redis: Redis, jobs: number): Promise<() => Promise<number>> {
+  const redis0 = await redisCpuUs(redis);
+  const node0 = process.cpuUsage();
+  return async () => {
+    const node = process.cpuUsage(node0);
+    return (node.user + node.system + (await redisCpuUs(redis)) - redis0) / jobs;
+  };
+}
+
+async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
   const redis = new Redis(url, { maxRetriesPerRequest: null });
   const name = `raw-drain-${rep}`;
   const queue = new Queue(name, { connection: redis });
@@ -83,6 +100,7 @@ async function rawDrain(url: string, rep: number): Promise<{ rate: number; comma
   }
   let done = 0;
   await redis.config("RESETSTAT");
+  const cpu = await cpuPerJob(redis, drainCount);
   const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
   const worker = new Worker(name, async () => undefined, {
     connection: workerRedis,
@@ -90,13 +108,14 @@ async function rawDrain(url: string, rep: number): Promise<{ rate: number; comma
   });
   worker.on("completed", () => done++);
   const rate = await drainUntil(async () => done, drainCount);
+  const cpuUs = await cpu();
   const commands = (await commandCalls(redis)) / drainCount;
   await worker.close();
   await workerRedis.quit();
   await queue.obliterate({ force: true });
   await queue.close();
   await redis.quit();
-  return { rate, commands };
+  return { rate, commands, cpuUs };
 }
 
 /**
@@ -104,11 +123,7 @@ async function rawDrain(url: string, rep: number): Promise<{ rate: number; comma
  * notifier (to a chat that answers at once), and the clock stops only when every job's final card is
  * rendered: the whole cost of a job, not only the worker's share.
  */
-async function shipbotDrain(
-  url: string,
-  rep: number,
-  records = false,
-): Promise<{ rate: number; commands: number }> {
+async function shipbotDrain(url: string, rep: number, records = false): Promise<DrainFigures> {
   // Distinct targets for every job, as in a fan-out, so the measure is the per-job cost, not waiting in line.
   const config = benchConfig(`bench-d${rep}${records ? "r" : ""}`, drainCount, drainConcurrency);
   const producer = await startProducer(config, url);
@@ -124,6 +139,7 @@ async function shipbotDrain(
   );
   let done = 0;
   await producer.redis.config("RESETSTAT");
+  const cpu = await cpuPerJob(producer.redis, drainCount);
   const runtime = await createRuntime({
     config,
     redisUrl: url,
@@ -146,11 +162,12 @@ async function shipbotDrain(
         return done === drainCount && pending === 0 && inflight === 0 ? drainCount : 0;
       }, drainCount)
     : await drainUntil(async () => done, drainCount);
+  const cpuUs = await cpu();
   const commands = (await commandCalls(producer.redis)) / drainCount;
   await runtime.close();
   await producer.ops.queue.obliterate({ force: true });
   await producer.close();
-  return { rate, commands };
+  return { rate, commands, cpuUs };
 }
 
 function redisBenchmark(port: number): number {
@@ -197,15 +214,34 @@ async function main(): Promise<void> {
         ratio: shipAdd.rate / rawAdd.rate,
         notes: `${inFlight} in flight, ${enqueueCount} commands after ${warmUpCount} to warm up; tokenize+zod+authorize+freeze guard+BullMQ's add script (one round trip) vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}; producer CPU ${median(cpu.shipbot).toFixed(1)} vs ${median(cpu.raw).toFixed(1)} µs/op`,
       });
-      const rawRun = await measure(rawDrain);
-      const shipRun = await measure(shipbotDrain);
+      // Alternating too; CPU per job (worker process + Redis) is the steadier figure on a shared machine.
+      const rawDrains: DrainFigures[] = [];
+      const shipDrains: DrainFigures[] = [];
+      for (let rep = 0; rep < repetitions; rep++) {
+        rawDrains.push(await rawDrain(server.url, rep));
+        shipDrains.push(await shipbotDrain(server.url, rep));
+      }
+      const rawRun = summarize(rawDrains);
+      const shipRun = summarize(shipDrains);
+      const drainCpu = {
+        raw: median(rawDrains.map((r) => r.cpuUs)),
+        shipbot: median(shipDrains.map((r) => r.cpuUs)),
+      };
       results.push({
         scenario: "drain",
         unit: "jobs/s",
         shipbot: Math.round(shipRun.rate),
         baseline: Math.round(rawRun.rate),
         ratio: shipRun.rate / rawRun.rate,
-        notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire (guards, lease, running state, audit, card signal) inside BullMQ's fetch script vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}`,
+        notes: `concurrency ${drainConcurrency}, ${drainCount} jobs, no-op executor; acquire (guards, lease, running state, audit, card signal) inside BullMQ's fetch script vs no-op processor; runs ${shipRun.runs.join("/")} vs ${rawRun.runs.join("/")}, alternating`,
+      });
+      results.push({
+        scenario: "drain CPU per job",
+        unit: "µs/job, worker + Redis (lower is better)",
+        shipbot: Math.round(drainCpu.shipbot),
+        baseline: Math.round(drainCpu.raw),
+        ratio: drainCpu.raw / drainCpu.shipbot,
+        notes: `the drain runs above: worker process CPU (process.cpuUsage) + Redis CPU (INFO cpu) over the drain ÷ jobs; runs ${shipDrains.map((r) => Math.round(r.cpuUs)).join("/")} vs ${rawDrains.map((r) => Math.round(r.cpuUs)).join("/")}; ratio = baseline/shipbot`,
       });
       const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
       results.push({
