@@ -207,6 +207,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
 
   let warnedSeparate = false;
 
+  /** The acquire script on its own; scheduled freeze windows are config, evaluated here and handed to it. */
   async function acquire(request: LeaseRequest, data: JobData, attemptsStarted: number) {
     const frozen = data.kind === "rollback" ? undefined : activeFreeze(config, data.env, Date.now());
     return leases.acquire(request, {
@@ -238,7 +239,7 @@ export function createOpWorker(options: OpWorkerOptions): Worker<JobData, OpOutc
       );
 
     // Normally taken with the job by the fetch (acquire-on-fetch.ts); acquired here for a job the fetch
-    // left alone. Scheduled freeze windows are pure config: evaluated here and handed to the script.
+    // left alone.
     if (taken === undefined && !warnedSeparate) {
       // Correct either way, but each such job costs a round trip more: say so once.
       warnedSeparate = true;
