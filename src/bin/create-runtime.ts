@@ -137,7 +137,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
       if (metrics) observeOpWorker(worker as unknown as Worker, metrics);
       workers.push(worker as unknown as Worker);
-      const retention = startRetention({ queue: workerOps.queue, log });
+      const retention = startRetention({ queue: workerOps.queue, redis: workerRedis, log });
       closers.push(async () => {
         await retention.close();
         await worker.close();

@@ -1,4 +1,5 @@
 import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { startLoop } from "../core/start-loop.ts";
 
@@ -19,30 +20,33 @@ export const keepFailed: Keep = { age: 7 * 24 * 3600, count: 10_000 };
 /** Jobs removed per script call, so one trim never holds Redis for long (a call removes ~1,000 in ms). */
 const perCall = 1_000;
 
+/** Removes the jobs of a finished set whose score (finish time) is at or before `cutoff`, oldest first. */
+async function cleanUpTo(queue: Queue, type: "completed" | "failed", cutoff: number): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const ids = await queue.clean(Math.max(0, Date.now() - cutoff), perCall, type);
+    removed += ids.length;
+    if (ids.length < perCall) return removed;
+  }
+}
+
 /**
  * Removes the finished operations jobs past their retention: older than `age`, then the oldest beyond
  * `count`. BullMQ's `clean` removes the job hashes with their logs, oldest first, at most `perCall` a
- * script call. Idempotent: two processes trimming at once remove each job once.
+ * script call. Both limits become a finish time to clean up to (the count's: the finish time of the
+ * newest job beyond it), so processes trimming at once remove the same jobs, never twice as many.
  */
 export async function trimFinished(
   queue: Queue,
+  redis: Redis,
   keep: { completed: Keep; failed: Keep } = { completed: keepCompleted, failed: keepFailed },
 ): Promise<{ completed: number; failed: number }> {
   const removed = { completed: 0, failed: 0 };
   for (const type of ["completed", "failed"] as const) {
     const { age, count } = keep[type];
-    for (;;) {
-      const ids = await queue.clean(age * 1000, perCall, type);
-      removed[type] += ids.length;
-      if (ids.length < perCall) break;
-    }
-    let excess = (await queue.getJobCountByTypes(type)) - count;
-    while (excess > 0) {
-      const ids = await queue.clean(0, Math.min(excess, perCall), type);
-      removed[type] += ids.length;
-      if (ids.length === 0) break;
-      excess -= ids.length;
-    }
+    removed[type] += await cleanUpTo(queue, type, Date.now() - age * 1000);
+    const beyond = await redis.zrevrange(queue.toKey(type), count, count, "WITHSCORES");
+    if (beyond.length === 2) removed[type] += await cleanUpTo(queue, type, Number(beyond[1]));
   }
   return removed;
 }
@@ -53,12 +57,12 @@ export async function trimFinished(
  * commands per job, even when nothing is due). Jobs are kept at least as long as before; past their
  * count they may linger until the next trim. Runs in every worker process; the first trim is at start.
  */
-export function startRetention(deps: { queue: Queue; log: Logger; everyMs?: number }): {
+export function startRetention(deps: { queue: Queue; redis: Redis; log: Logger; everyMs?: number }): {
   close(): Promise<void>;
 } {
   return startLoop(
     async () => {
-      const removed = await trimFinished(deps.queue);
+      const removed = await trimFinished(deps.queue, deps.redis);
       if (removed.completed + removed.failed > 0)
         deps.log.debug(removed, "removed finished jobs past retention");
     },
