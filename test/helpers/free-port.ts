@@ -1,17 +1,26 @@
 import { createServer } from "node:net";
 
+/** Ports this process handed out: a server may not listen on one yet when the next is asked for. */
+const handedOut = new Set<number>();
+
 /**
  * A loopback port nobody listens on right now, for a server the test starts itself (Redis Cluster nodes,
  * which also listen on port + 10000, take `freeClusterPort` below). Taken below the kernel's ephemeral
  * range (32768 and up on Linux), where no outgoing connection of a test running alongside can take it
- * between this check and the server's start, or while a test has the server stopped to restart it.
+ * between this check and the server's start, or while a test has the server stopped to restart it; each
+ * test worker (VITEST_POOL_ID) draws from a slice of its own, and never the same port twice.
  */
 export async function freePort(): Promise<number> {
+  const slice = Number(process.env.VITEST_POOL_ID ?? process.pid) % 10;
   for (let tries = 0; tries < 500; tries++) {
-    const port = 15_000 + Math.floor(Math.random() * 5_000);
-    if (await isFree(port)) return port;
+    const port = 15_000 + slice * 500 + Math.floor(Math.random() * 500);
+    if (handedOut.has(port)) continue;
+    if (await isFree(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
-  throw new Error("found no free port between 15000 and 20000");
+  throw new Error(`found no free port between ${15_000 + slice * 500} and ${15_500 + slice * 500}`);
 }
 
 /** Whether a server could listen on this loopback port right now. */
