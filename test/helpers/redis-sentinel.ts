@@ -4,7 +4,7 @@
  * a failover and stops everything it started.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -109,6 +109,7 @@ export async function startRedisSentinel(options: { sentinels?: number } = {}): 
           "bind 127.0.0.1",
           "protected-mode no",
           `dir ${dir}`,
+          `logfile ${join(dir, `sentinel-${port}.log`)}`,
           `sentinel monitor ${masterName} 127.0.0.1 ${master.port} ${Math.floor(count / 2) + 1}`,
           `sentinel down-after-milliseconds ${masterName} 2000`,
           `sentinel failover-timeout ${masterName} 10000`,
@@ -127,6 +128,15 @@ export async function startRedisSentinel(options: { sentinels?: number } = {}): 
         const others = (await sentinel.call("SENTINEL", "SENTINELS", masterName)) as unknown[];
         const ok = replicas.some((r) => r.join(" ").includes(`port ${replica.port}`));
         return ok && others.length === count - 1 ? true : undefined;
+      }).catch(async (error: unknown) => {
+        // What the Sentinels said (a port they could not bind, a master they could not reach) goes with it.
+        const logs = await Promise.all(
+          sentinelPorts.map(async (p) => {
+            const text = await readFile(join(dir, `sentinel-${p}.log`), "utf8").catch(() => "(no log)");
+            return `--- sentinel ${p}\n${text.split("\n").slice(-15).join("\n")}`;
+          }),
+        );
+        throw new Error(`${error instanceof Error ? error.message : String(error)}\n${logs.join("\n")}`);
       });
     }
   } catch (error) {
