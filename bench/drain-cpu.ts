@@ -14,7 +14,8 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
 import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
-import { commandCalls, redisCpuUs, startBenchRedis } from "./redis-server.ts";
+import { alternate, startCpuClock } from "./measure.ts";
+import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
 const records = process.argv.includes("--records");
@@ -42,15 +43,13 @@ async function scriptUsec(redis: Redis): Promise<number> {
 /** Starts the clocks, runs `drain` until it resolves, and divides every delta by `count`. */
 export async function measureCpu(redis: Redis, n: number, drain: () => Promise<void>): Promise<CpuPerJob> {
   await redis.config("RESETSTAT");
-  const redis0 = await redisCpuUs(redis);
-  const node0 = process.cpuUsage();
+  const cpu = await startCpuClock(redis);
   const t0 = performance.now();
   await drain();
   const secs = (performance.now() - t0) / 1000;
-  const node = process.cpuUsage(node0);
-  const redisUs = (await redisCpuUs(redis)) - redis0;
+  const { nodeUs, redisUs } = await cpu();
   return {
-    nodeUs: (node.user + node.system) / n,
+    nodeUs: nodeUs / n,
     redisUs: redisUs / n,
     scriptUs: (await scriptUsec(redis)) / n,
     commands: (await commandCalls(redis)) / n,
@@ -170,12 +169,11 @@ function summary(runs: CpuPerJob[]): CpuPerJob {
 
 const server = await startBenchRedis();
 try {
-  const rawRuns: CpuPerJob[] = [];
-  const shipRuns: CpuPerJob[] = [];
-  for (let rep = 0; rep < reps; rep++) {
-    rawRuns.push(await raw(server.url, rep));
-    shipRuns.push(await shipbot(server.url, rep));
-  }
+  const { raw: rawRuns, shipbot: shipRuns } = await alternate(
+    reps,
+    (rep) => raw(server.url, rep),
+    (rep) => shipbot(server.url, rep),
+  );
   const r = summary(rawRuns);
   const s = summary(shipRuns);
   const row = (name: string, x: CpuPerJob) =>

@@ -13,7 +13,6 @@ import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
 import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
 import {
-  type EnqueueFigures,
   enqueuePayload as payload,
   rawEnqueue,
   shipbotEnqueue,
@@ -21,7 +20,8 @@ import {
 } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
-import { commandCalls, redisCpuUs, startBenchRedis } from "./redis-server.ts";
+import { alternate, startCpuClock } from "./measure.ts";
+import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
@@ -75,16 +75,6 @@ interface DrainFigures {
   cpuUs: number;
 }
 
-/** Starts counting this process's and Redis's CPU; the returned function gives µs per job. */
-async function cpuPerJob(redis: Redis, jobs: number): Promise<() => Promise<number>> {
-  const redis0 = await redisCpuUs(redis);
-  const node0 = process.cpuUsage();
-  return async () => {
-    const node = process.cpuUsage(node0);
-    return (node.user + node.system + (await redisCpuUs(redis)) - redis0) / jobs;
-  };
-}
-
 async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
   const redis = new Redis(url, { maxRetriesPerRequest: null });
   const name = `raw-drain-${rep}`;
@@ -100,7 +90,7 @@ async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
   }
   let done = 0;
   await redis.config("RESETSTAT");
-  const cpu = await cpuPerJob(redis, drainCount);
+  const cpu = await startCpuClock(redis);
   const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
   const worker = new Worker(name, async () => undefined, {
     connection: workerRedis,
@@ -108,7 +98,8 @@ async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
   });
   worker.on("completed", () => done++);
   const rate = await drainUntil(async () => done, drainCount);
-  const cpuUs = await cpu();
+  const { nodeUs, redisUs } = await cpu();
+  const cpuUs = (nodeUs + redisUs) / drainCount;
   const commands = (await commandCalls(redis)) / drainCount;
   await worker.close();
   await workerRedis.quit();
@@ -139,7 +130,7 @@ async function shipbotDrain(url: string, rep: number, records = false): Promise<
   );
   let done = 0;
   await producer.redis.config("RESETSTAT");
-  const cpu = await cpuPerJob(producer.redis, drainCount);
+  const cpu = await startCpuClock(producer.redis);
   const runtime = await createRuntime({
     config,
     redisUrl: url,
@@ -162,7 +153,8 @@ async function shipbotDrain(url: string, rep: number, records = false): Promise<
         return done === drainCount && pending === 0 && inflight === 0 ? drainCount : 0;
       }, drainCount)
     : await drainUntil(async () => done, drainCount);
-  const cpuUs = await cpu();
+  const { nodeUs, redisUs } = await cpu();
+  const cpuUs = (nodeUs + redisUs) / drainCount;
   const commands = (await commandCalls(producer.redis)) / drainCount;
   await runtime.close();
   await producer.ops.queue.obliterate({ force: true });
@@ -197,12 +189,11 @@ async function main(): Promise<void> {
     if (only === undefined) {
       // Raw and shipbot alternate, so both sides see the same background load and heap; producer CPU per
       // operation (µs) is printed too, being steadier than the rate on a shared machine.
-      const raws: EnqueueFigures[] = [];
-      const ships: EnqueueFigures[] = [];
-      for (let rep = 0; rep < repetitions; rep++) {
-        raws.push(await rawEnqueue(server.url, rep, enqueueCount, inFlight));
-        ships.push(await shipbotEnqueue(server.url, rep, enqueueCount, inFlight));
-      }
+      const { raw: raws, shipbot: ships } = await alternate(
+        repetitions,
+        (rep) => rawEnqueue(server.url, rep, enqueueCount, inFlight),
+        (rep) => shipbotEnqueue(server.url, rep, enqueueCount, inFlight),
+      );
       const cpu = { raw: raws.map((r) => r.cpuUs), shipbot: ships.map((r) => r.cpuUs) };
       const rawAdd = summarize(raws);
       const shipAdd = summarize(ships);
@@ -215,12 +206,11 @@ async function main(): Promise<void> {
         notes: `${inFlight} in flight, ${enqueueCount} commands after ${warmUpCount} to warm up; tokenize+zod+authorize+freeze guard+BullMQ's add script (one round trip) vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}; producer CPU ${median(cpu.shipbot).toFixed(1)} vs ${median(cpu.raw).toFixed(1)} µs/op`,
       });
       // Alternating too; CPU per job (worker process + Redis) is the steadier figure on a shared machine.
-      const rawDrains: DrainFigures[] = [];
-      const shipDrains: DrainFigures[] = [];
-      for (let rep = 0; rep < repetitions; rep++) {
-        rawDrains.push(await rawDrain(server.url, rep));
-        shipDrains.push(await shipbotDrain(server.url, rep));
-      }
+      const { raw: rawDrains, shipbot: shipDrains } = await alternate(
+        repetitions,
+        (rep) => rawDrain(server.url, rep),
+        (rep) => shipbotDrain(server.url, rep),
+      );
       const rawRun = summarize(rawDrains);
       const shipRun = summarize(shipDrains);
       const drainCpu = {
@@ -304,12 +294,11 @@ async function main(): Promise<void> {
         notes: `redis-benchmark SET/GET ${Math.round(ops)} ops/s unpipelined, divided by commands per job`,
       });
     }
-    const fanShip: number[] = [];
-    const fanRaw: number[] = [];
-    for (let rep = 0; rep < repetitions; rep++) {
-      fanShip.push(await shipbotFanOut(server.url, rep));
-      fanRaw.push(await rawAddBulk(server.url, rep));
-    }
+    const { raw: fanRaw, shipbot: fanShip } = await alternate(
+      repetitions,
+      (rep) => rawAddBulk(server.url, rep),
+      (rep) => shipbotFanOut(server.url, rep),
+    );
     const fanMs = median(fanShip);
     const rawMs = median(fanRaw);
     const round = (ms: number) => Math.round(ms * 10) / 10;

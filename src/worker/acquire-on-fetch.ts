@@ -25,18 +25,16 @@ export interface AcquireOnFetchOptions {
   runningText: Record<(typeof jobKinds)[number], string>;
 }
 
+/** A string as a Lua literal (JSON's escapes for quotes, backslashes and control characters are Lua's too). */
+const luaString = (text: string) => JSON.stringify(text);
+
 /** A key function's text around its arguments, so Lua can build the same key for any service and env. */
 function keyTemplate(key: (...parts: string[]) => string, arity: number): string {
-  const marks = ["\u0001", "\u0002"].slice(0, arity);
-  let text = key(...marks);
-  const lua = (s: string) => JSON.stringify(s);
-  text = lua(text);
+  let text = luaString(key(...["\u0001", "\u0002"].slice(0, arity)));
   if (arity >= 1) text = text.replace("\\u0001", '" .. a .. "');
   if (arity >= 2) text = text.replace("\\u0002", '" .. b .. "');
   return `function(a, b) return ${text} end`;
 }
-
-const luaString = (text: string) => JSON.stringify(text);
 
 /**
  * A BullMQ fetch script (moveToActive, or moveToFinished, which fetches the next job when one finishes)
