@@ -12,12 +12,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
 import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
-import {
-  enqueuePayload as payload,
-  rawEnqueue,
-  shipbotEnqueue,
-  warmUpCount,
-} from "./enqueue.ts";
+import { enqueuePayload as payload, rawEnqueue, shipbotEnqueue, warmUpCount } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { alternate, startCpuClock } from "./measure.ts";
