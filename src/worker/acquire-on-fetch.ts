@@ -130,15 +130,21 @@ export function installAcquireOnFetch(
   const freezeEnvs = Object.entries(options.config.environments)
     .filter(([, env]) => (env.freezes?.length ?? 0) > 0)
     .map(([name]) => name);
+  // Windows open and close on whole minutes and their text names a minute, so one evaluation serves
+  // every fetch of the same minute.
+  let freezesOf = { minute: -1, text: "" };
   const scheduledFreezes = (): string => {
     if (freezeEnvs.length === 0) return "";
     const now = Date.now();
+    const minute = Math.floor(now / 60_000);
+    if (freezesOf.minute === minute) return freezesOf.text;
     const active: Record<string, string> = {};
     for (const env of freezeEnvs) {
       const freeze = activeFreeze(options.config, env, now);
       if (freeze) active[env] = describeFreeze(freeze, env);
     }
-    return JSON.stringify(active);
+    freezesOf = { minute, text: JSON.stringify(active) };
+    return freezesOf.text;
   };
   const commands = connection as unknown as Record<string, Call | undefined>;
   for (const script of [moveToActive, moveToFinished]) {
