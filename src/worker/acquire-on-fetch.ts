@@ -23,17 +23,23 @@ export interface AcquireOnFetchOptions {
   staleMs: number;
   /** The card's line while a job runs, by kind. */
   runningText: Record<(typeof jobKinds)[number], string>;
+  /**
+   * What runs in place of the acquire (default: the acquire). `bench/drain-cpu.ts --stages` passes one
+   * that does nothing, to measure what the wrapping costs by itself.
+   */
+  acquireBody?: string;
 }
 
 /** A string as a Lua literal (JSON's escapes for quotes, backslashes and control characters are Lua's too). */
 const luaString = (text: string) => JSON.stringify(text);
 
-/** A key function's text around its arguments, so Lua can build the same key for any service and env. */
-function keyTemplate(key: (...parts: string[]) => string, arity: number): string {
-  let text = luaString(key(...["\u0001", "\u0002"].slice(0, arity)));
-  if (arity >= 1) text = text.replace("\\u0001", '" .. a .. "');
-  if (arity >= 2) text = text.replace("\\u0002", '" .. b .. "');
-  return `function(a, b) return ${text} end`;
+/** A key function's text with Lua expressions for its arguments: one concatenation, built where it is used. */
+function keyExpr(key: (...parts: string[]) => string, ...args: string[]): string {
+  const marks = ["\u0001", "\u0002"];
+  let text = luaString(key(...marks.slice(0, args.length)));
+  for (const [i, arg] of args.entries())
+    text = text.replace(luaString(marks[i] ?? "").slice(1, -1), `" .. ${arg} .. "`);
+  return text.replaceAll(' .. ""', "").replaceAll('"" .. ', "");
 }
 
 /**
@@ -56,12 +62,12 @@ export function fetchAndAcquireLua(
   extraArg: number,
   options: AcquireOnFetchOptions,
 ): string {
-  const { keys, staleMs, runningText } = options;
+  const { keys, staleMs, runningText, acquireBody = acquireBodyLua } = options;
   const priorities = jobKinds.map((kind) => `[${luaString(kind)}] = ${jobPriority[kind]}`).join(", ");
   const texts = jobKinds.map((kind) => `[${luaString(kind)}] = ${luaString(runningText[kind])}`).join(", ");
   return `${transitionLua}
 local function shipbotAcquire(KEYS, ARGV)
-${acquireBodyLua}
+${acquireBody}
 end
 local function bullFetch(KEYS, ARGV)
 ${fetchLua}
@@ -88,16 +94,14 @@ if frozen and frozen ~= '' then
   local fok, f = pcall(cjson.decode, frozen)
   if fok and type(f) == 'table' and type(f[env]) == 'string' then scheduledFreeze = f[env] end
 end
-local key = {
-  lease = ${keyTemplate(keys.lease, 2)}, line = ${keyTemplate(keys.line, 2)}, fence = ${keyTemplate(keys.fence, 2)},
-  durations = ${keyTemplate(keys.durations, 2)}, job = ${keyTemplate(keys.job, 1)}, bullJob = ${keyTemplate(keys.bullJob, 1)}
-}
 local requestedAt = string.format('%.0f', at)
-knownJobData[key.bullJob(jobId)] = { raw, d }
+local bullJobKey = ${keyExpr(keys.bullJob, "jobId")}
+knownJobData[bullJobKey] = { raw, d }
 local aok, reply = pcall(shipbotAcquire, {
-  key.lease(service, env), key.line(service, env), key.fence(service, env), ${luaString(keys.lineSeen)}, ${luaString(keys.marks)},
-  key.job(jobId), key.bullJob(jobId), ${luaString(keys.audit)}, ${luaString(keys.cards)}, ${luaString(keys.locks)},
-  ${luaString(keys.freezes)}, ${luaString(keys.incidents)}, key.durations(service, env)
+  ${keyExpr(keys.lease, "service", "env")}, ${keyExpr(keys.line, "service", "env")}, ${keyExpr(keys.fence, "service", "env")},
+  ${luaString(keys.lineSeen)}, ${luaString(keys.marks)}, ${keyExpr(keys.job, "jobId")}, bullJobKey, ${luaString(keys.audit)},
+  ${luaString(keys.cards)}, ${luaString(keys.locks)}, ${luaString(keys.freezes)}, ${luaString(keys.incidents)},
+  ${keyExpr(keys.durations, "service", "env")}
 }, {
   jobId, priorities[kind] * 1e13 + at, ${staleMs}, kind, requestedAt, texts[kind], by.id, service, env,
   scheduledFreeze, (tonumber(ats) or 0) <= 1 and '1' or '0'
