@@ -4,24 +4,33 @@
  * for a raw BullMQ worker with a no-op processor and for shipbot's worker (and, with `--records`, its
  * deriver and notifier too) in the same run, on a Redis of its own.
  *
- *   node bench/drain-cpu.ts [jobs=4000] [--records] [--reps 3] [--job-opts]
+ *   node bench/drain-cpu.ts [jobs=4000] [--records] [--reps 3] [--job-opts | --stages] [raw | shipbot]
  *
  * `--job-opts` gives the raw jobs shipbot's own job options (priority, attempts with backoff, finished
- * jobs kept by age and count), which tells BullMQ's share of the difference from shipbot's.
+ * jobs kept: shipbot trims them once a minute, outside the drain), which tells BullMQ's share of the
+ * difference from shipbot's. `--stages` runs, in turn, raw BullMQ, raw with shipbot's job options, the
+ * same with the worker's fetch wrapped as shipbot wraps it but with an acquire that does nothing (the
+ * job's payload decoded and the acquire's arguments made, no Redis command), and shipbot's worker: where
+ * the difference between the first and the last comes from. `raw` or `shipbot` runs that side alone
+ * (for `node --cpu-prof`).
  */
-import { Queue, Worker } from "bullmq";
+import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
+import { createKeys } from "../src/queue/keys.ts";
+import { installAcquireOnFetch } from "../src/worker/acquire-on-fetch.ts";
 import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
-import { alternate, startCpuClock } from "./measure.ts";
+import { rotate, startCpuClock } from "./measure.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
 const records = process.argv.includes("--records");
 const repsAt = process.argv.indexOf("--reps");
 const reps = repsAt === -1 ? 3 : Number(process.argv[repsAt + 1]);
+const stages = process.argv.includes("--stages");
 const jobOpts = process.argv.includes("--job-opts");
+const side = process.argv.find((a) => a === "raw" || a === "shipbot");
 const concurrency = 10;
 const log = pino({ level: "silent" });
 
@@ -61,9 +70,13 @@ const until = async (done: () => boolean | Promise<boolean>): Promise<void> => {
   while (!(await done())) await new Promise((r) => setTimeout(r, 20));
 };
 
-async function raw(url: string, rep: number): Promise<CpuPerJob> {
+/** plain: BullMQ's defaults, finished jobs removed; options: shipbot's job options; wrapped: and its fetch. */
+type RawMode = "plain" | "options" | "wrapped";
+
+async function raw(url: string, rep: number, mode: RawMode): Promise<CpuPerJob> {
   const redis = new Redis(url, { maxRetriesPerRequest: null });
-  const queue = new Queue(`raw-cpu-${rep}`, { connection: redis });
+  const name = `raw-cpu-${mode}-${rep}`;
+  const queue = new Queue(name, { connection: redis });
   for (let i = 0; i < count; i += 500)
     await queue.addBulk(
       Array.from({ length: Math.min(500, count - i) }, (_, k) => ({
@@ -79,27 +92,44 @@ async function raw(url: string, rep: number): Promise<CpuPerJob> {
           requestedAt: Date.now(),
           traceId: "0123456789abcdef01",
         },
-        opts: jobOpts
-          ? {
-              jobId: `r${rep}-${i + k}`,
-              priority: 2,
-              attempts: 3,
-              backoff: { type: "exponential", delay: 2_000 },
-              removeOnComplete: { age: 24 * 3600, count: 10_000 },
-              removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
-            }
-          : { removeOnComplete: true },
+        opts:
+          mode === "plain"
+            ? { removeOnComplete: true }
+            : {
+                jobId: `r${rep}-${i + k}`,
+                priority: 2,
+                attempts: 3,
+                backoff: { type: "exponential", delay: 2_000 },
+              },
       })),
     );
   const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
+  // The fetch as shipbot's worker makes it, with an acquire that answers "acquired" and touches nothing.
+  const fetched =
+    mode === "wrapped"
+      ? installAcquireOnFetch(workerRedis, {
+          keys: createKeys("bull"),
+          config: benchConfig("unused", 1, concurrency),
+          staleMs: 16_000,
+          runningText: { deploy: "Deploying", rollback: "Rolling back", scale: "Scaling" },
+          acquireBody: "do return { 'acquired', '1', '1' } end",
+        })
+      : undefined;
+  let missed = 0;
+  const processor = fetched
+    ? async (job: Job) => {
+        if (fetched.take(job.id ?? "", job.attemptsStarted) === undefined) missed++;
+      }
+    : async () => undefined;
   let done = 0;
   let worker: Worker | undefined;
   const result = await measureCpu(redis, count, async () => {
-    worker = new Worker(`raw-cpu-${rep}`, async () => undefined, { connection: workerRedis, concurrency });
+    worker = new Worker(name, processor, { connection: workerRedis, concurrency });
     worker.on("completed", () => done++);
     await until(() => done >= count);
   });
   await worker?.close();
+  if (missed > 0) console.warn(`${mode}: ${missed} of ${count} jobs were not acquired in the fetch`);
   await workerRedis.quit();
   await queue.obliterate({ force: true });
   await queue.close();
@@ -169,21 +199,38 @@ function summary(runs: CpuPerJob[]): CpuPerJob {
 
 const server = await startBenchRedis();
 try {
-  const { raw: rawRuns, shipbot: shipRuns } = await alternate(
-    reps,
-    (rep) => raw(server.url, rep),
-    (rep) => shipbot(server.url, rep),
-  );
-  const r = summary(rawRuns);
-  const s = summary(shipRuns);
-  const row = (name: string, x: CpuPerJob) =>
-    `${name.padEnd(26)} node ${x.nodeUs.toFixed(0).padStart(5)} µs  redis ${x.redisUs.toFixed(0).padStart(5)} µs  total ${(x.nodeUs + x.redisUs).toFixed(0).padStart(5)} µs  scripts ${x.scriptUs.toFixed(0).padStart(4)} µs  cmds ${x.commands.toFixed(1).padStart(5)}  ${Math.round(x.rate)}/s`;
+  const runs: Array<[string, (rep: number) => Promise<CpuPerJob>]> = stages
+    ? [
+        ["raw BullMQ", (rep) => raw(server.url, rep, "plain")],
+        ["raw, shipbot's job options", (rep) => raw(server.url, rep, "options")],
+        ["the same, fetch wrapped", (rep) => raw(server.url, rep, "wrapped")],
+      ]
+    : [
+        [
+          jobOpts ? "raw, shipbot's job options" : "raw BullMQ",
+          (rep) => raw(server.url, rep, jobOpts ? "options" : "plain"),
+        ],
+      ];
+  runs.push([records ? "shipbot + records, cards" : "shipbot worker", (rep) => shipbot(server.url, rep)]);
+  // One side alone, for `node --cpu-prof`.
+  if (side === "raw") runs.pop();
+  if (side === "shipbot") runs.splice(0, runs.length - 1);
+  const results = (
+    await rotate(
+      reps,
+      runs.map(([, run]) => run),
+    )
+  ).map(summary);
+  const total = (x: CpuPerJob) => x.nodeUs + x.redisUs;
+  const base = results[0] ?? summary([]);
   console.log(`${count} jobs, concurrency ${concurrency}, medians of ${reps}`);
-  console.log(row(jobOpts ? "raw, shipbot's job options" : "raw BullMQ", r));
-  console.log(row(records ? "shipbot + records, cards" : "shipbot worker", s));
-  console.log(
-    `CPU ratio (raw total / shipbot total): ${((r.nodeUs + r.redisUs) / (s.nodeUs + s.redisUs)).toFixed(2)}`,
-  );
+  for (const [i, [name]] of runs.entries()) {
+    const x = results[i] ?? base;
+    console.log(
+      `${name.padEnd(26)} node ${x.nodeUs.toFixed(0).padStart(5)} µs  redis ${x.redisUs.toFixed(0).padStart(5)} µs  total ${total(x).toFixed(0).padStart(5)} µs  scripts ${x.scriptUs.toFixed(0).padStart(4)} µs  cmds ${x.commands.toFixed(1).padStart(5)}  ${Math.round(x.rate)}/s` +
+        (i === 0 ? "" : `  CPU ratio ${(total(base) / total(x)).toFixed(2)}`),
+    );
+  }
 } finally {
   await server.stop();
 }

@@ -17,18 +17,24 @@ export async function startCpuClock(
 }
 
 /**
- * `reps` runs of each side, alternating (raw, then shipbot, and again), so both see the same background
- * load and heap on a shared machine.
+ * `reps` rounds of every run in turn (the first, the second, …, then again), so all see the same
+ * background load and heap on a shared machine; the results by run, in order.
  */
+export async function rotate<T>(
+  reps: number,
+  runs: ReadonlyArray<(rep: number) => Promise<T>>,
+): Promise<T[][]> {
+  const out = runs.map(() => [] as T[]);
+  for (let rep = 0; rep < reps; rep++) for (const [i, run] of runs.entries()) out[i]?.push(await run(rep));
+  return out;
+}
+
+/** `reps` runs of each side, alternating (raw, then shipbot, and again): `rotate` for two. */
 export async function alternate<R, S>(
   reps: number,
   raw: (rep: number) => Promise<R>,
   shipbot: (rep: number) => Promise<S>,
 ): Promise<{ raw: R[]; shipbot: S[] }> {
-  const out = { raw: [] as R[], shipbot: [] as S[] };
-  for (let rep = 0; rep < reps; rep++) {
-    out.raw.push(await raw(rep));
-    out.shipbot.push(await shipbot(rep));
-  }
-  return out;
+  const [r = [], s = []] = await rotate<R | S>(reps, [raw, shipbot]);
+  return { raw: r as R[], shipbot: s as S[] };
 }
