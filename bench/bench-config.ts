@@ -1,7 +1,10 @@
+import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime, type Runtime } from "../src/bin/create-runtime.ts";
 import type { Config } from "../src/core/config.ts";
 import type { ExecutorPort } from "../src/executors/port.ts";
+import { createKeys } from "../src/queue/keys.ts";
+import { type FetchedLeases, installAcquireOnFetch } from "../src/worker/acquire-on-fetch.ts";
 
 /** Many services in one environment, so consecutive jobs rarely share a target (a company-wide release train). */
 export function benchConfig(prefix: string, services: number, concurrency: number): Config {
@@ -77,5 +80,20 @@ export function startProducer(config: Config, redisUrl: string): Promise<Runtime
     accept: true,
     work: false,
     notify: false,
+  });
+}
+
+/**
+ * A raw worker's fetch wrapped as shipbot's worker wraps it (`installAcquireOnFetch`), with an acquire
+ * that answers "acquired" and runs no Redis command: the payload is still found, decoded and checked,
+ * and the acquire's keys and arguments made. Measures what the wrapping costs before the acquire works.
+ */
+export function wrapFetchWithEmptyAcquire(connection: Redis, concurrency: number): FetchedLeases {
+  return installAcquireOnFetch(connection, {
+    keys: createKeys("bull"),
+    config: benchConfig("unused", 1, concurrency),
+    staleMs: 16_000,
+    runningText: { deploy: "Deploying", rollback: "Rolling back", scale: "Scaling" },
+    acquireBody: "do return { 'acquired', '1', '1' } end",
   });
 }

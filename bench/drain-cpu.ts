@@ -18,9 +18,15 @@ import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import { createKeys } from "../src/queue/keys.ts";
-import { installAcquireOnFetch } from "../src/worker/acquire-on-fetch.ts";
-import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
+import { opJobOptions } from "../src/queue/ops-queue.ts";
+import {
+  benchConfig,
+  noopExecutor,
+  silentChat,
+  startProducer,
+  wrapFetchWithEmptyAcquire,
+} from "./bench-config.ts";
+import { enqueuePayload } from "./enqueue.ts";
 import { rotate, startCpuClock } from "./measure.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
@@ -81,40 +87,12 @@ async function raw(url: string, rep: number, mode: RawMode): Promise<CpuPerJob> 
     await queue.addBulk(
       Array.from({ length: Math.min(500, count - i) }, (_, k) => ({
         name: "k8s.deploy",
-        data: {
-          kind: "deploy",
-          service: `svc-${(i + k) % 1000}`,
-          env: "staging",
-          version: `v${i + k}`,
-          requestedBy: { id: "shell:bench", name: "bench" },
-          conversation: { platform: "shell", channel: "bench" },
-          commandId: `cmd-${i + k}`,
-          requestedAt: Date.now(),
-          traceId: "0123456789abcdef01",
-        },
-        opts:
-          mode === "plain"
-            ? { removeOnComplete: true }
-            : {
-                jobId: `r${rep}-${i + k}`,
-                priority: 2,
-                attempts: 3,
-                backoff: { type: "exponential", delay: 2_000 },
-              },
+        data: enqueuePayload(i + k),
+        opts: mode === "plain" ? { removeOnComplete: true } : opJobOptions(`r${rep}-${i + k}`, "deploy"),
       })),
     );
   const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
-  // The fetch as shipbot's worker makes it, with an acquire that answers "acquired" and touches nothing.
-  const fetched =
-    mode === "wrapped"
-      ? installAcquireOnFetch(workerRedis, {
-          keys: createKeys("bull"),
-          config: benchConfig("unused", 1, concurrency),
-          staleMs: 16_000,
-          runningText: { deploy: "Deploying", rollback: "Rolling back", scale: "Scaling" },
-          acquireBody: "do return { 'acquired', '1', '1' } end",
-        })
-      : undefined;
+  const fetched = mode === "wrapped" ? wrapFetchWithEmptyAcquire(workerRedis, concurrency) : undefined;
   let missed = 0;
   const processor = fetched
     ? async (job: Job) => {

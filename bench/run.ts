@@ -7,15 +7,22 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
-import { Queue, Worker } from "bullmq";
+import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
+import { opJobOptions } from "../src/queue/ops-queue.ts";
+import {
+  benchConfig,
+  noopExecutor,
+  silentChat,
+  startProducer,
+  wrapFetchWithEmptyAcquire,
+} from "./bench-config.ts";
 import { enqueuePayload as payload, rawEnqueue, shipbotEnqueue, warmUpCount } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
-import { alternate, startCpuClock } from "./measure.ts";
+import { alternate, rotate, startCpuClock } from "./measure.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const quick = process.argv.includes("--quick");
@@ -70,16 +77,21 @@ interface DrainFigures {
   cpuUs: number;
 }
 
-async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
+/**
+ * A raw BullMQ worker with a no-op processor. With `ceiling`, the jobs carry shipbot's job options and
+ * the worker's fetch is wrapped as shipbot's is, around an acquire that does nothing: what the drain's
+ * ratio can reach before the acquire does any work.
+ */
+async function rawDrain(url: string, rep: number, ceiling = false): Promise<DrainFigures> {
   const redis = new Redis(url, { maxRetriesPerRequest: null });
-  const name = `raw-drain-${rep}`;
+  const name = `raw-drain-${ceiling ? "c" : ""}${rep}`;
   const queue = new Queue(name, { connection: redis });
   for (let i = 0; i < drainCount; i += 500) {
     await queue.addBulk(
       Array.from({ length: Math.min(500, drainCount - i) }, (_, k) => ({
         name: "k8s.deploy",
         data: payload(i + k),
-        opts: { removeOnComplete: true },
+        opts: ceiling ? opJobOptions(`c${rep}-${i + k}`, "deploy") : { removeOnComplete: true },
       })),
     );
   }
@@ -87,7 +99,14 @@ async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
   await redis.config("RESETSTAT");
   const cpu = await startCpuClock(redis);
   const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
-  const worker = new Worker(name, async () => undefined, {
+  const fetched = ceiling ? wrapFetchWithEmptyAcquire(workerRedis, drainConcurrency) : undefined;
+  let missed = 0;
+  const processor = fetched
+    ? async (job: Job) => {
+        if (fetched.take(job.id ?? "", job.attemptsStarted) === undefined) missed++;
+      }
+    : async () => undefined;
+  const worker = new Worker(name, processor, {
     connection: workerRedis,
     concurrency: drainConcurrency,
   });
@@ -96,6 +115,8 @@ async function rawDrain(url: string, rep: number): Promise<DrainFigures> {
   const { nodeUs, redisUs } = await cpu();
   const cpuUs = (nodeUs + redisUs) / drainCount;
   const commands = (await commandCalls(redis)) / drainCount;
+  if (missed > 0)
+    console.warn(`drain ceiling: ${missed} of ${drainCount} jobs were not acquired in the fetch`);
   await worker.close();
   await workerRedis.quit();
   await queue.obliterate({ force: true });
@@ -201,11 +222,11 @@ async function main(): Promise<void> {
         notes: `${inFlight} in flight, ${enqueueCount} commands after ${warmUpCount} to warm up; tokenize+zod+authorize+freeze guard+BullMQ's add script (one round trip) vs Queue.add; runs ${shipAdd.runs.join("/")} vs ${rawAdd.runs.join("/")}; producer CPU ${median(cpu.shipbot).toFixed(1)} vs ${median(cpu.raw).toFixed(1)} µs/op`,
       });
       // Alternating too; CPU per job (worker process + Redis) is the steadier figure on a shared machine.
-      const { raw: rawDrains, shipbot: shipDrains } = await alternate(
-        repetitions,
+      const [rawDrains = [], ceilingDrains = [], shipDrains = []] = await rotate(repetitions, [
         (rep) => rawDrain(server.url, rep),
+        (rep) => rawDrain(server.url, rep, true),
         (rep) => shipbotDrain(server.url, rep),
-      );
+      ]);
       const rawRun = summarize(rawDrains);
       const shipRun = summarize(shipDrains);
       const drainCpu = {
@@ -227,6 +248,15 @@ async function main(): Promise<void> {
         baseline: Math.round(drainCpu.raw),
         ratio: drainCpu.raw / drainCpu.shipbot,
         notes: `the drain runs above: worker process CPU (process.cpuUsage) + Redis CPU (INFO cpu) over the drain ÷ jobs; runs ${shipDrains.map((r) => Math.round(r.cpuUs)).join("/")} vs ${rawDrains.map((r) => Math.round(r.cpuUs)).join("/")}; ratio = baseline/shipbot`,
+      });
+      const ceilingRun = summarize(ceilingDrains);
+      results.push({
+        scenario: "drain ceiling",
+        unit: "jobs/s",
+        shipbot: Math.round(ceilingRun.rate),
+        baseline: Math.round(rawRun.rate),
+        ratio: ceilingRun.rate / rawRun.rate,
+        notes: `not shipbot's worker: raw BullMQ with shipbot's job options and its fetch wrapped around an acquire that does nothing, the most the drain's ratio can be before the acquire works (docs/performance.md, The drain's ceiling); CPU per job ${Math.round(median(ceilingDrains.map((r) => r.cpuUs)))} vs ${Math.round(drainCpu.raw)} µs; runs ${ceilingRun.runs.join("/")}, alternating with the drains above`,
       });
       const shipAll = await measure((url, rep) => shipbotDrain(url, rep, true));
       results.push({

@@ -119,17 +119,13 @@ export function toJobData(spec: JobSpec, command: ChatCommand, traceId: string):
 /** The same for every job, so made once; BullMQ copies a job's options and only reads these. */
 const retryBackoff = { type: "exponential", delay: 2_000 } as const;
 
+/** An operation job's BullMQ options (the benchmarks give raw jobs the same). */
+export function opJobOptions(jobId: string, kind: JobData["kind"]) {
+  return { jobId, priority: jobPriority[kind], attempts: opAttempts, backoff: retryBackoff };
+}
+
 function toJob(jobId: string, data: JobData) {
-  return {
-    name: `k8s.${data.kind}`,
-    data,
-    opts: {
-      jobId,
-      priority: jobPriority[data.kind],
-      attempts: opAttempts,
-      backoff: retryBackoff,
-    },
-  };
+  return { name: `k8s.${data.kind}`, data, opts: opJobOptions(jobId, data.kind) };
 }
 
 function toJobs(specs: JobSpec[], command: ChatCommand, traceId: string, batch?: string) {
