@@ -463,8 +463,9 @@ export interface ResolvedTarget {
 }
 
 export function resolveTarget(config: Config, service: string, env: string): ResolvedTarget | undefined {
-  const svc = config.services[service];
-  const svcEnv = svc?.environments[env];
+  // Own entries only: a name such as `constructor` must not find an inherited member.
+  const svc = Object.hasOwn(config.services, service) ? config.services[service] : undefined;
+  const svcEnv = svc && Object.hasOwn(svc.environments, env) ? svc.environments[env] : undefined;
   if (!svc || !svcEnv) return undefined;
   return {
     service,

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { commandRegistry } from "../../commands/index.ts";
+import { resolveTarget } from "../../src/core/config.ts";
 import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
 import { routeCommand } from "../../src/core/route-command.ts";
 import { chatCommand, demoUser, loadExampleConfig, sreUser, stranger } from "../helpers/example-config.ts";
@@ -43,6 +44,15 @@ describe("routeCommand", () => {
 
   it("marks --dry-run", () => {
     expect(route("deploy api staging v2 --dry-run").result).toMatchObject({ type: "jobs", dryRun: true });
+  });
+
+  it("knows only configured targets, not names an object inherits (a job naming one fails as unconfigured)", () => {
+    expect(resolveTarget(config, "api", "staging")?.deployment).toBe("api");
+    expect(resolveTarget(config, "constructor", "staging")).toBeUndefined();
+    expect(resolveTarget(config, "api", "constructor")).toBeUndefined();
+    expect(refusal("/deploy constructor staging v2").message).toBe(
+      "no service `constructor`; known services: api, web",
+    );
   });
 
   it("suggests the service or environment that was probably meant", () => {
