@@ -32,7 +32,7 @@ import {
   resolveRef,
   toRepoRef,
 } from "../github/index.ts";
-import type { StatusStore } from "../notify/status-store.ts";
+import type { HistoryEntry, StatusStore } from "../notify/status-store.ts";
 import { type Metrics, toCommandWord } from "../observability/metrics.ts";
 import { currentTraceRef, inSpan } from "../observability/tracing.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
@@ -83,6 +83,13 @@ function errorCard(error: ShipbotError): Card {
 
 /** Targets a dry run describes one by one; a bigger fan-out ends with "… and N more". */
 const previewLines = 20;
+
+/** One finished operation: when, what (the image, or for a deploy that failed early the version asked for), who, how it ended. */
+function describeHistory(h: HistoryEntry): string {
+  const when = new Date(h.at).toISOString().replace("T", " ").slice(0, 16);
+  const what = h.image ?? h.version;
+  return `${when} UTC · ${h.kind}${what ? ` ${what}` : ""} by ${h.by} · ${h.phase} (${h.jobId})`;
+}
 
 function describeSpec(spec: JobSpec): string {
   const t = spec.target;
@@ -197,12 +204,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       const entries = await status.history(query.service, query.env, 20);
       const card = createCard("info", `History of ${query.service} in ${query.env}`);
       if (entries.length === 0) card.lines.push("No operations recorded yet.");
-      for (const h of entries) {
-        const when = new Date(h.at).toISOString().replace("T", " ").slice(0, 16);
-        card.lines.push(
-          `${when} UTC · ${h.kind}${h.image ? ` ${h.image}` : ""} by ${h.by} · ${h.phase} (${h.jobId})`,
-        );
-      }
+      for (const h of entries) card.lines.push(describeHistory(h));
       return card;
     }
     if (query.kind === "queue") {
@@ -240,12 +242,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
       }
       const history = await status.history(query.service, env, 5);
       if (history.length === 0) card.lines.push("  no operations recorded yet");
-      for (const h of history) {
-        const when = new Date(h.at).toISOString().replace("T", " ").slice(0, 16);
-        card.lines.push(
-          `  ${when} UTC · ${h.kind}${h.image ? ` ${h.image}` : ""} by ${h.by} · ${h.phase} (${h.jobId})`,
-        );
-      }
+      for (const h of history) card.lines.push(`  ${describeHistory(h)}`);
     }
     return card;
   }

@@ -60,7 +60,7 @@ local seq, meta = transition(state, bullJob, audit, cards, jobId, phase, text, n
 -- One read for what follows: the image, the start, a passed freeze and the target.
 local toImage, startedAt, breakGlassFreeze, svc, env = unpack(redis.call('HMGET', state, 'toImage', 'startedAt', 'breakGlassFreeze', 'service', 'env'))
 if seq > 0 and (phase == 'succeeded' or phase == 'failed') then
-  recordHistory(historyPrefix, meta, jobId, phase, toImage, now)
+  recordHistory(historyPrefix, state, meta, jobId, phase, toImage, now)
   -- How long it held the target: the queue's ETAs come from the last 20 of these.
   local started = tonumber(startedAt or '')
   if started and meta[2] and meta[2] ~= '' then

@@ -10,6 +10,8 @@ export interface HistoryEntry {
   kind: string;
   phase: JobPhase;
   image?: string;
+  /** A deploy that failed before reporting its image: the version that was asked for. */
+  version?: string;
   by: string;
   at: number;
 }
@@ -43,7 +45,7 @@ local dels = {}
 if ARGV[5] ~= '' then for f in string.gmatch(ARGV[5], '[^,]+') do dels[#dels + 1] = f end end
 local seq, meta = transition(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], now, tonumber(ARGV[4]), ARGV[6], ARGV[7], sets, dels)
 if seq > 0 and terminal[ARGV[2]] and (ARGV[2] == 'succeeded' or ARGV[2] == 'failed') then
-  recordHistory(ARGV[8], meta, ARGV[1], ARGV[2], redis.call('HGET', KEYS[1], 'toImage'), now)
+  recordHistory(ARGV[8], KEYS[1], meta, ARGV[1], ARGV[2], redis.call('HGET', KEYS[1], 'toImage'), now)
 end
 return seq
 `;
@@ -144,7 +146,15 @@ export function createStatusStore(redis: Redis, keys: Keys): StatusStore {
     },
     async history(service, env, count) {
       const rows = await redis.lrange(keys.history(service, env), 0, count - 1);
-      return rows.map((row) => JSON.parse(row) as HistoryEntry);
+      return rows.map((row) => {
+        const entry = JSON.parse(row) as HistoryEntry | (Omit<HistoryEntry, "image"> & { image: false });
+        // Entries written before missing images were left out say `image: false`.
+        if (entry.image === false) {
+          const { image: _none, ...rest } = entry;
+          return rest;
+        }
+        return entry;
+      });
     },
   };
 }

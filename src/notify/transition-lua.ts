@@ -131,11 +131,18 @@ local function pushCapped(key, value, keep)
   if redis.call('LPUSH', key, value) > keep + 10 then redis.call('LTRIM', key, 0, keep - 1) end
 end
 
--- A finished operation goes to its target's history (what the status command lists).
-local function recordHistory(historyPrefix, meta, jobId, phase, image, now)
+-- A finished operation goes to its target's history (what the status and history commands list).
+local function recordHistory(historyPrefix, state, meta, jobId, phase, image, now)
   if not meta[2] or meta[2] == '' then return end
   local key = historyPrefix .. meta[2] .. ':' .. meta[3]
-  pushCapped(key, cjson.encode({ jobId = jobId, kind = meta[1], phase = phase, image = image, by = meta[6] or '', at = now }), 50)
+  -- A missing hash field reads as false: leave it out rather than store false.
+  local entry = { jobId = jobId, kind = meta[1], phase = phase, image = image or nil, by = meta[6] or '', at = now }
+  if not image and meta[1] == 'deploy' then
+    -- A deploy that failed before it reported an image: the history names the version asked for.
+    local ok, d = pcall(cjson.decode, redis.call('HGET', state, 'data') or '')
+    if ok and type(d) == 'table' and type(d.version) == 'string' then entry.version = d.version end
+  end
+  pushCapped(key, cjson.encode(entry), 50)
 end
 `;
 
