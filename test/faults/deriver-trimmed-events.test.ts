@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { JobState } from "../../src/core/model.ts";
+import { renderJobCard } from "../../src/core/render-job-card.ts";
+import { chatCommand } from "../helpers/example-config.ts";
+import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
+
+/**
+ * Job records come from BullMQ's event stream, which is capped. When the process that keeps records and
+ * cards is down while workers go on (`worker --no-cards` elsewhere) long enough for the stream to be
+ * trimmed past what it read, the finished jobs' events are gone: it must still give each its final state,
+ * ledger entry, history and card when it comes back.
+ */
+
+const started: TestRuntime[] = [];
+afterEach(async () => {
+  for (const t of started.splice(0)) await t.close();
+});
+
+describe("records after the event stream was trimmed", () => {
+  it("a returning records process gives every job that finished meanwhile its final state, ledger entry, history and card", async () => {
+    const config = testConfig();
+    const gated = createGatedExecutor();
+    // Jobs only: accepts and runs operations, keeps no records and renders no cards.
+    const jobs = await startTestRuntime({ executor: gated.executor, config, notify: false });
+    started.push(jobs);
+
+    const ids: string[] = [];
+    for (const text of ["/deploy api staging v2", "/deploy web staging v2", "/scale api staging 3"]) {
+      const reply = await jobs.runtime.handle(chatCommand(text));
+      expect(reply.error?.message).toBeUndefined();
+      ids.push(reply.jobIds[0] as string);
+    }
+    const calls = await gated.started(2);
+    for (const call of calls) call.finish();
+    (await gated.started(3))[2]?.finish();
+    const redis = jobs.runtime.redis;
+    const keys = jobs.runtime.keys;
+    for (let i = 0; i < 400 && (await redis.zcard(`${keys.bullPrefix}completed`)) < 3; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(await redis.zcard(`${keys.bullPrefix}completed`)).toBe(3);
+    // Nobody derived the ends: the jobs still read as running.
+    for (const id of ids) expect((await jobs.runtime.status.read(id))?.phase).not.toBe("succeeded");
+
+    // The stream is trimmed before anyone read it.
+    await redis.xtrim(keys.opsEvents, "MAXLEN", 0);
+    expect(await redis.xlen(keys.opsEvents)).toBe(0);
+
+    // The records process comes back (no worker of its own).
+    const records = await startTestRuntime({ executor: gated.executor, config, work: false, notify: true });
+    started.push(records);
+    for (const id of ids) await records.waitForPhase(id, ["succeeded"]);
+
+    const ledger = await redis.xrange(keys.audit, "-", "+");
+    for (const id of ids) {
+      const ends = ledger.filter(([, f]) => f.includes("job.succeeded") && f.includes(id));
+      expect(ends, `one job.succeeded entry for ${id}`).toHaveLength(1);
+    }
+    const history = await records.runtime.handle(chatCommand("/history api staging"));
+    expect(history.card?.lines.filter((l) => l.includes("succeeded"))).toHaveLength(2);
+    // Each job has one card in chat, and it shows the job's final state.
+    const cardOf = (id: string) =>
+      [...records.chat.cards.values()].filter((c) => c.versions[0]?.footer?.includes(`job ${id} `));
+    for (let i = 0; i < 400 && !ids.every((id) => cardOf(id).length === 1); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    for (const id of ids) {
+      const state = await records.runtime.status.read(id);
+      expect(cardOf(id)).toHaveLength(1);
+      expect(cardOf(id)[0]?.versions.at(-1)).toEqual(renderJobCard(state as JobState));
+    }
+  });
+});
