@@ -6,7 +6,7 @@ import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/ku
 import { createGitHubClient } from "../../src/github/index.ts";
 import { type GitHubEmulator, startGitHubEmulator } from "../emulators/github/index.ts";
 import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
-import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { chatCommand, demoUser, sre } from "../helpers/example-config.ts";
 import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
 let github: GitHubEmulator;
@@ -92,7 +92,6 @@ describe("deploying a git ref", () => {
   });
 
   it("deploys the commit that was approved, even if the branch moved on since", async () => {
-    const sre = (n: number) => ({ id: `slack:U0SRE0000${n}`, name: `sre-${n}`, groups: ["slack:S0SRE"] });
     const reply = await t.runtime.handle(chatCommand("/deploy api production main", sre(1)));
     const jobId = reply.jobIds[0] as string;
     const pending = await t.waitForPhase(jobId, ["pending-approval"]);
@@ -118,7 +117,6 @@ describe("deploying a git ref", () => {
   });
 
   it("goes past a red check only with --force, where policy allows it, and only after approval", async () => {
-    const sre = (n: number) => ({ id: `slack:U0SRE0000${n}`, name: `sre-${n}`, groups: ["slack:S0SRE"] });
     const red = github.commit("acme/api", "main", "Hotfix with a flaky test");
     github.setStatus("acme/api", red, "ci/build", "failure", "https://ci.example.com/build/9");
     const staging = await t.runtime.handle(chatCommand("/deploy api staging main --force", demoUser));

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { ChatUser } from "../../src/core/model.ts";
 import { createApprovals } from "../../src/queue/approval-scripts.ts";
-import { chatCommand } from "../helpers/example-config.ts";
+import { chatCommand, sre } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
@@ -15,12 +14,6 @@ let t: TestRuntime | undefined;
 afterEach(async () => {
   await t?.close();
   t = undefined;
-});
-
-const sre = (n: number): ChatUser => ({
-  id: `slack:U0SRE0000${n}`,
-  name: `sre-${n}`,
-  groups: ["slack:S0SRE"],
 });
 
 describe("an approver's process dies after the decision, before the queue write", () => {

@@ -11,6 +11,13 @@ export function loadExampleConfig(): Config {
 
 export const demoUser: ChatUser = { id: "shell:demo", name: "demo", groups: [] };
 export const sreUser: ChatUser = { id: "slack:U0SRE00001", name: "sre-1", groups: [] };
+/** The n-th member of the example config's sre group (slack:S0SRE); the example names none of them. */
+export const sre = (n: number, extra: Partial<ChatUser> = {}): ChatUser => ({
+  id: `slack:U0SRE0000${n}`,
+  name: `sre-${n}`,
+  groups: ["slack:S0SRE"],
+  ...extra,
+});
 export const stranger: ChatUser = { id: "slack:U0NOBODY01", name: "nobody", groups: [] };
 
 let counter = 0;

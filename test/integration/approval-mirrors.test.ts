@@ -4,7 +4,7 @@ import { toMirrorCardId } from "../../src/core/approval-mirror.ts";
 import { type Config, configSchema } from "../../src/core/config.ts";
 import type { ChatUser, Conversation } from "../../src/core/model.ts";
 import { createApprovalMirrors } from "../../src/notify/create-approval-mirrors.ts";
-import { chatCommand } from "../helpers/example-config.ts";
+import { chatCommand, sre } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import {
   createRecordingChat,
@@ -23,11 +23,6 @@ afterEach(async () => {
 const approvalsRoom: Conversation = { platform: "teams", channel: "19:approvals@thread.tacv2" };
 const typedIn: Conversation = { platform: "shell", channel: "test" };
 
-const sre = (n: number): ChatUser => ({
-  id: `slack:U0SRE0000${n}`,
-  name: `sre-${n}`,
-  groups: ["slack:S0SRE"],
-});
 /** Holds `sre` through its Teams identity (examples/shipbot.yaml). */
 const teamsSre: ChatUser = {
   id: "teams:00000000-0000-0000-0000-0000000000a1",

@@ -7,7 +7,7 @@ import { createGitHubClient, type GitHubClient } from "../../src/github/index.ts
 import { createApprovals } from "../../src/queue/approval-scripts.ts";
 import { createRedis } from "../../src/queue/redis.ts";
 import { type GitHubEmulator, startGitHubEmulator } from "../emulators/github/index.ts";
-import { chatCommand } from "../helpers/example-config.ts";
+import { chatCommand, sre } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import {
   quietLog,
@@ -28,12 +28,6 @@ afterEach(async () => {
   github = undefined;
 });
 
-const sre = (n: number, extra: Partial<ChatUser> = {}): ChatUser => ({
-  id: `slack:U0SRE0000${n}`,
-  name: `sre-${n}`,
-  groups: ["slack:S0SRE"],
-  ...extra,
-});
 const sec = (n: number): ChatUser => ({
   id: `slack:U0SEC0000${n}`,
   name: `sec-${n}`,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { ChatUser } from "../../src/core/model.ts";
-import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { chatCommand, demoUser, sre } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { startTestRuntime, type TestRuntime } from "../helpers/test-runtime.ts";
 
@@ -8,12 +8,6 @@ let t: TestRuntime | undefined;
 afterEach(async () => {
   await t?.close();
   t = undefined;
-});
-
-const sre = (n: number): ChatUser => ({
-  id: `slack:U0SRE0000${n}`,
-  name: `sre-${n}`,
-  groups: ["slack:S0SRE"],
 });
 
 async function start() {
