@@ -46,6 +46,33 @@ describe("locks and freezes", () => {
     await t.waitForPhase(blocked.jobIds[0] as string, ["succeeded"]);
   });
 
+  it("answers a lock of a locked target with who holds it and why, and an unlock or unfreeze of nothing plainly", async () => {
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({ executor: gated.executor });
+    await t.runtime.handle(chatCommand("/lock api staging db migration running"));
+    const second = await t.runtime.handle(chatCommand("/lock api staging hotfix", someone));
+    expect(second.card?.title).toBe("api in staging is already locked by demo: db migration running");
+    // The holder's lock and reason stand.
+    const queue = await t.runtime.handle(chatCommand("/queue staging"));
+    expect(queue.card?.lines).toContain("🔒 api in staging locked by demo: db migration running");
+    // The holder may lock again, with a new reason.
+    const renewed = await t.runtime.handle(chatCommand("/lock api staging migration, part 2"));
+    expect(renewed.card?.lines).toEqual([
+      "Operations by others wait until `unlock api staging`. Reason: migration, part 2",
+    ]);
+
+    expect((await t.runtime.handle(chatCommand("/unlock web staging"))).card?.title).toBe(
+      "web in staging was not locked",
+    );
+    expect((await t.runtime.handle(chatCommand("/unfreeze staging", sreUser))).card?.title).toBe(
+      "staging was not frozen",
+    );
+    const ledger = await t.runtime.redis.xrange(t.runtime.keys.audit, "-", "+");
+    const types = ledger.map(([, f]) => f[f.indexOf("type") + 1]);
+    expect(types.filter((x) => x === "lock")).toHaveLength(2);
+    expect(types.filter((x) => x === "unlock" || x === "unfreeze")).toHaveLength(0);
+  });
+
   it("lets only rollbacks run in a frozen environment, until unfreeze", async () => {
     const gated = createGatedExecutor();
     t = await startTestRuntime({ executor: gated.executor });

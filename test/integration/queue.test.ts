@@ -202,6 +202,12 @@ describe("operations queue (real Redis, real BullMQ)", () => {
 
     const unknown = await t.runtime.handle(chatCommand("/cancel jzzzzzzzzzzzz"));
     expect(unknown.error?.message).toBe("no job jzzzzzzzzzzzz; it may have finished and been cleaned up");
+    // A job that finished is kept a day, so a late cancel says how it ended; nothing changes.
+    const late = await t.runtime.handle(chatCommand(`/cancel ${a}`));
+    expect(late.error?.message).toBe(`job ${a} already ended (succeeded)`);
+    const again = await t.runtime.handle(chatCommand(`/cancel ${b}`));
+    expect(again.error?.message).toBe(`no job ${b}; it may have finished and been cleaned up`);
+    expect((await t.runtime.status.read(a))?.phase).toBe("succeeded");
   });
 
   it("keeps one card per job, edited in place until its final state", async () => {
