@@ -77,17 +77,27 @@ export async function applyControl(
     }
     case "unlock": {
       const field = `${control.service}:${control.env}`;
+      const existing = await redis.hget(keys.locks, field);
       const removed = await redis.hdel(keys.locks, field);
       if (removed === 0)
         return createCard(
           "info",
           `${control.service === "*" ? "every service" : control.service} in ${control.env} was not locked`,
         );
-      await audit.append("unlock", { actor: user.id, service: control.service, env: control.env });
+      // Someone else's lock: the answer and the ledger say whose it was, so the holder can be told.
+      const holder = existing ? (JSON.parse(existing) as Hold) : undefined;
+      const others = holder !== undefined && holder.byId !== user.id ? holder : undefined;
+      await audit.append("unlock", {
+        actor: user.id,
+        service: control.service,
+        env: control.env,
+        holder: others?.byId,
+      });
       for (const service of targets(control.service, control.env)) await ops.wakeLine(service, control.env);
       return createCard(
         "success",
         `🔓 Unlocked ${control.service === "*" ? "every service" : control.service} in ${control.env}`,
+        others ? [`It was locked ${describe(others)}.`] : [],
       );
     }
     case "freeze": {

@@ -71,6 +71,17 @@ describe("locks and freezes", () => {
     const types = ledger.map(([, f]) => f[f.indexOf("type") + 1]);
     expect(types.filter((x) => x === "lock")).toHaveLength(2);
     expect(types.filter((x) => x === "unlock" || x === "unfreeze")).toHaveLength(0);
+
+    // Someone else may lift the lock; the answer and the ledger say whose lock it was.
+    const lifted = await t.runtime.handle(chatCommand("/unlock api staging", someone));
+    expect(lifted.card?.title).toBe("🔓 Unlocked api in staging");
+    expect(lifted.card?.lines).toEqual(["It was locked by demo: migration, part 2."]);
+    const [, unlock] = (await t.runtime.redis.xrange(t.runtime.keys.audit, "-", "+")).at(-1) ?? [];
+    expect(unlock?.[unlock.indexOf("type") + 1]).toBe("unlock");
+    expect(unlock?.[unlock.indexOf("holder") + 1]).toBe("shell:demo");
+    // Their own lock needs no such line.
+    await t.runtime.handle(chatCommand("/lock api staging again"));
+    expect((await t.runtime.handle(chatCommand("/unlock api staging"))).card?.lines).toEqual([]);
   });
 
   it("lets only rollbacks run in a frozen environment, until unfreeze", async () => {
