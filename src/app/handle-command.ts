@@ -17,7 +17,7 @@ import { type Config, failureWindowMinutes, resolveTarget } from "../core/config
 import { computeDora, renderDoraCard } from "../core/dora.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { activeFreeze, describeFreeze } from "../core/freeze-windows.ts";
-import type { ChatCommand } from "../core/model.ts";
+import { type ChatCommand, terminalPhases } from "../core/model.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
 import { describeQueue } from "../core/queue-eta.ts";
 import { describeBatch } from "../core/render-batch-card.ts";
@@ -277,11 +277,22 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         const pending = await status.read(result.jobId);
         const awaitingApproval = pending?.phase === "pending-approval";
         const data = awaitingApproval ? pending.data : await ops.find(result.jobId);
-        if (!data)
+        if (!data) {
+          // Ended and left no queued job (a cancelled job or request): say how, to whoever may cancel there.
+          if (
+            pending &&
+            terminalPhases.has(pending.phase) &&
+            authorize(config, command.user, "cancel", {
+              service: pending.data.service,
+              env: pending.data.env,
+            }).allowed
+          )
+            throw new ShipbotError("conflict", `job ${result.jobId} already ended (${pending.phase})`);
           throw new ShipbotError(
             "not_found",
             `no job ${result.jobId}; it may have finished and been cleaned up`,
           );
+        }
         const scope = { service: data.service, env: data.env };
         const decision = authorize(config, command.user, "cancel", scope);
         if (!decision.allowed) throw new ShipbotError("forbidden", describeDenial("cancel", scope, decision));

@@ -137,8 +137,19 @@ describe("approvals (production needs two approvals from sre, not the requester)
     const { gated, t } = await start();
     const jobId = await request(t);
     await t.waitForPhase(jobId, ["pending-approval"]);
+    // Someone who may not cancel in production is told which role could; the request stands.
+    const refused = await t.runtime.handle(chatCommand(`/cancel ${jobId}`, demoUser));
+    expect(refused.error?.code).toBe("forbidden");
+    expect(refused.error?.message).toMatch(/^not allowed: cancel api in production needs role `sre`/);
+    expect((await t.runtime.status.read(jobId))?.phase).toBe("pending-approval");
     const reply = await t.runtime.handle(chatCommand(`/cancel ${jobId}`, sre(1)));
     expect(reply.card?.title).toBe(`Cancelled request ${jobId}`);
+    // A second cancel says it is over already.
+    const again = await t.runtime.handle(chatCommand(`/cancel ${jobId}`, sre(1)));
+    expect(again.error?.message).toBe(`job ${jobId} already ended (cancelled)`);
+    // Someone who may not cancel there learns nothing about it.
+    const stranger = await t.runtime.handle(chatCommand(`/cancel ${jobId}`, demoUser));
+    expect(stranger.error?.message).toBe(`no job ${jobId}; it may have finished and been cleaned up`);
     expect((await t.waitForPhase(jobId, ["cancelled"])).text).toBe("Cancelled by sre-1; nothing ran");
     expect((await click(t, sre(2), "approve", jobId)).card?.title).toBe(
       "this request is already cancelled; nothing changed",

@@ -206,7 +206,7 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     const late = await t.runtime.handle(chatCommand(`/cancel ${a}`));
     expect(late.error?.message).toBe(`job ${a} already ended (succeeded)`);
     const again = await t.runtime.handle(chatCommand(`/cancel ${b}`));
-    expect(again.error?.message).toBe(`no job ${b}; it may have finished and been cleaned up`);
+    expect(again.error?.message).toBe(`job ${b} already ended (cancelled)`);
     expect((await t.runtime.status.read(a))?.phase).toBe("succeeded");
   });
 
