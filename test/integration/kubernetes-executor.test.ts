@@ -1,7 +1,7 @@
 /**
  * The Kubernetes executor through the real @kubernetes/client-node over HTTPS, against the API emulator.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
 import type { ExecutionContext, ExecutorPort, RolloutProgress, Target } from "../../src/executors/port.ts";
 import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
+import { caCert } from "../emulators/kubernetes/tls.ts";
 
 const api: Target = { namespace: "staging", deployment: "api", container: "api" };
 const image = (tag: string) => `ghcr.io/acme/api:${tag}`;
@@ -309,5 +310,56 @@ describe("status and history", () => {
     expect(
       await executor.history({ namespace: "staging", deployment: "worker", container: "worker" }),
     ).toEqual([{ revision: 1, image: "ghcr.io/acme/worker:v1", current: true }]);
+  });
+});
+
+describe("in a pod, from the service account", () => {
+  const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+  afterEach(() => {
+    for (const [name, value] of [
+      ["KUBERNETES_SERVICE_HOST", saved.host],
+      ["KUBERNETES_SERVICE_PORT", saved.port],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+
+  /** A service account mounted as the kubelet mounts it, under `dir` instead of `/`. */
+  async function mountServiceAccount(): Promise<string> {
+    const sa = join(dir, "var/run/secrets/kubernetes.io/serviceaccount");
+    await mkdir(sa, { recursive: true });
+    const token = /token: (\S+)/.exec(emulator.kubeconfig())?.[1] ?? "";
+    await writeFile(join(sa, "token"), token);
+    await writeFile(join(sa, "ca.crt"), caCert);
+    await writeFile(join(sa, "namespace"), "shipbot");
+    return dir;
+  }
+
+  it("talks to the API server with the pod's token and CA when KUBECONFIG is not set", async () => {
+    const root = await mountServiceAccount();
+    const { hostname, port } = new URL(emulator.url);
+    process.env.KUBERNETES_SERVICE_HOST = hostname;
+    process.env.KUBERNETES_SERVICE_PORT = port;
+    const inPod = createKubernetesExecutor({
+      kubeConfig: loadKubeConfig({ serviceAccountRoot: root }),
+      pollMs: 20,
+    });
+    expect((await inPod.status(api)).image).toBe(image("v1"));
+    const result = await inPod.deploy(api, image("v2"), context("job-pod"));
+    expect(result.image).toBe(image("v2"));
+    expect(emulator.deployment("staging", "api").spec.template.spec.containers[0].image).toBe(image("v2"));
+  });
+
+  it("says what is missing when there is neither a kubeconfig nor a complete pod environment", async () => {
+    expect(() => loadKubeConfig({ serviceAccountRoot: dir })).toThrow(
+      "no Kubernetes configuration: set KUBECONFIG to a kubeconfig file, or run shipbot in a pod with a service account",
+    );
+    const root = await mountServiceAccount();
+    delete process.env.KUBERNETES_SERVICE_HOST;
+    delete process.env.KUBERNETES_SERVICE_PORT;
+    expect(() => loadKubeConfig({ serviceAccountRoot: root })).toThrow(
+      "found a service account but not the API server: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (Kubernetes sets them in every pod; elsewhere set KUBECONFIG)",
+    );
   });
 });
