@@ -157,6 +157,27 @@ describe("approvals (production needs two approvals from sre, not the requester)
     expect(gated.calls).toHaveLength(0);
   });
 
+  it("refuses an approval that comes after the deadline, even before the sweep expired the request", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    // The deadline passes; the click arrives before the next sweep.
+    await t.runtime.redis.hset(t.runtime.keys.job(jobId), "expiresAt", String(Date.now() - 1));
+    const late = await click(t, sre(2), "approve", jobId);
+    expect(late.card?.title).toBe("this request expired before anyone decided; nothing ran");
+    expect(late.error?.code).toBe("conflict");
+    expect((await t.waitForPhase(jobId, ["cancelled"])).text).toBe(
+      "Expired: nobody decided in time; nothing ran",
+    );
+    const ledger = await t.runtime.redis.xrange(t.runtime.keys.audit, "-", "+");
+    const denied = ledger.filter(([, f]) => f.includes("approval.denied") && f.includes(jobId));
+    expect(denied.map(([, f]) => f[f.indexOf("reason") + 1])).toEqual([
+      "this request expired before anyone decided",
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gated.calls).toHaveLength(0);
+  });
+
   it("lets rollbacks skip approval, and staging needs none", async () => {
     const { gated, t } = await start();
     const rollback = await request(t, "/rollback api production");
