@@ -83,6 +83,8 @@ type NotifierRedis = Redis & {
 interface Preloaded {
   state: JobState | undefined;
   ref: string | null;
+  /** The card's posting marker (read with the reference: a card without a reference is about to be posted). */
+  posting: string | null;
 }
 
 /** What a card shows right now, wherever it comes from (a job, an alert group…). */
@@ -168,6 +170,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return source;
   }
 
+  const postingKey = (cardId: string) => `${keys.cardRef(cardId)}:posting`;
+
   /**
    * The state and stored card reference of every claimed job card, read in one pipeline instead of two
    * round trips per card. A card missing here (a state whose payload is not copied yet, a failed read)
@@ -183,16 +187,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const refs = redis.pipeline();
     for (const jobId of jobIds) {
       states.hgetall(keys.job(jobId));
-      refs.get(keys.cardRef(jobId));
+      refs.mget(keys.cardRef(jobId), postingKey(jobId));
     }
     const [stateResults, refResults] = await Promise.all([states.exec(), refs.exec()]);
     jobIds.forEach((jobId, i) => {
       const [hashError, hash] = stateResults?.[i] ?? [];
-      const [refError, ref] = refResults?.[i] ?? [];
+      const [refError, found] = refResults?.[i] ?? [];
       if (hashError || refError) return;
       const fields = hash as Record<string, string>;
       if (fields.phase && !fields.data) return;
-      out.set(jobId, { state: fromStateHash(jobId, fields), ref: ref as string | null });
+      const [ref = null, posting = null] = found as Array<string | null>;
+      out.set(jobId, { state: fromStateHash(jobId, fields), ref, posting });
     });
     return out;
   }
@@ -222,9 +227,15 @@ export function createNotifier(options: NotifierOptions): Notifier {
    * and the message carries the token; an attempt that finds a marker first looks for that message and
    * adopts it (bringing it up to date) instead of posting again.
    */
-  async function postOnce(cardId: string, chat: ChatPort, conversation: Conversation, card: Card) {
-    const key = `${keys.cardRef(cardId)}:posting`;
-    const stored = await redis.get(key);
+  async function postOnce(
+    cardId: string,
+    chat: ChatPort,
+    conversation: Conversation,
+    card: Card,
+    preloaded?: string | null,
+  ) {
+    const key = postingKey(cardId);
+    const stored = preloaded === undefined ? await redis.get(key) : preloaded;
     const marker = stored ? (JSON.parse(stored) as PostingMarker) : undefined;
     if (marker && chat.find) {
       let found: string | undefined;
@@ -273,7 +284,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     let ref: string;
     try {
       const deliver = async (): Promise<string> => {
-        if (!previous) return postOnce(jobId, chat, conversation, card);
+        if (!previous) return postOnce(jobId, chat, conversation, card, preloaded?.posting);
         try {
           await chat.update(conversation, previous.ref, card);
           return previous.ref;
