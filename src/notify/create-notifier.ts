@@ -173,9 +173,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const postingKey = (cardId: string) => `${keys.cardRef(cardId)}:posting`;
 
   /**
-   * The state and stored card reference of every claimed job card, read in one pipeline instead of two
-   * round trips per card. A card missing here (a state whose payload is not copied yet, a failed read)
-   * is read on its own.
+   * The state, stored card reference and posting marker of every claimed job card, read in one pipeline
+   * per hash tag instead of three round trips per card. A card missing here (a state whose payload is
+   * not copied yet, a failed read) is read on its own.
    */
   async function preload(cardIds: string[]): Promise<Map<string, Preloaded>> {
     const out = new Map<string, Preloaded>();
