@@ -101,6 +101,8 @@ export interface DeriverOptions {
   log: Logger;
   consumer: string;
   blockMs?: number;
+  /** How long a read event may stay unacknowledged before another reader takes it over (default 30 s). */
+  claimIdleMs?: number;
 }
 
 export interface Deriver {
@@ -213,7 +215,7 @@ export function createDeriver(options: DeriverOptions): Deriver {
       keys.opsEvents,
       group,
       options.consumer,
-      30_000,
+      options.claimIdleMs ?? 30_000,
       "0",
       "COUNT",
       batch,

@@ -1,19 +1,26 @@
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { JobState } from "../../src/core/model.ts";
 import { renderJobCard } from "../../src/core/render-job-card.ts";
+import { createDeriver, type Deriver } from "../../src/notify/create-deriver.ts";
+import { createRedis } from "../../src/queue/redis.ts";
 import { chatCommand } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
-import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
+import { redisUrl, startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
 /**
- * Job records come from BullMQ's event stream, which is capped. When the process that keeps records and
- * cards is down while workers go on (`worker --no-cards` elsewhere) long enough for the stream to be
- * trimmed past what it read, the finished jobs' events are gone: it must still give each its final state,
- * ledger entry, history and card when it comes back.
+ * Job records come from BullMQ's event stream, read through a consumer group. Two ways a records process
+ * can lose events, and how they come back:
+ * - it is down while workers go on (`worker --no-cards` elsewhere) long enough for the stream to be
+ *   trimmed past what it read: the finished jobs' events are gone, and it must still give each its final
+ *   state, ledger entry, history and card when it comes back;
+ * - it read a batch and died before acknowledging it: another reader must take the batch over.
  */
 
 const started: TestRuntime[] = [];
+const derivers: Deriver[] = [];
 afterEach(async () => {
+  for (const d of derivers.splice(0)) await d.close();
   for (const t of started.splice(0)) await t.close();
 });
 
@@ -68,5 +75,57 @@ describe("records after the event stream was trimmed", () => {
       expect(cardOf(id)).toHaveLength(1);
       expect(cardOf(id)[0]?.versions.at(-1)).toEqual(renderJobCard(state as JobState));
     }
+  });
+
+  it("a batch read by a reader that died before acknowledging it is taken over by another", async () => {
+    const config = testConfig();
+    const gated = createGatedExecutor();
+    // Accepts commands only: jobs wait in the queue, their "added" events in the stream.
+    const accept = await startTestRuntime({ executor: gated.executor, config, work: false, notify: false });
+    started.push(accept);
+    const { redis, keys } = accept.runtime;
+    const ids: string[] = [];
+    for (const text of ["/deploy api staging v2", "/deploy web staging v2"]) {
+      ids.push((await accept.runtime.handle(chatCommand(text))).jobIds[0] as string);
+    }
+    // A records process reads the batch and dies before acknowledging it.
+    await redis.xgroup("CREATE", keys.opsEvents, "shipbot-deriver", "0", "MKSTREAM");
+    await redis.call(
+      "XREADGROUP",
+      "GROUP",
+      "shipbot-deriver",
+      "dead",
+      "COUNT",
+      500,
+      "STREAMS",
+      keys.opsEvents,
+      ">",
+    );
+    // Each job's "added" and "waiting" events are now the dead reader's, unacknowledged.
+    expect(((await redis.xpending(keys.opsEvents, "shipbot-deriver")) as [number])[0]).toBe(4);
+    for (const id of ids) expect((await accept.runtime.status.read(id))?.phase).not.toBe("queued");
+
+    // Another records process takes the batch over once it has sat unacknowledged (30 s in production).
+    derivers.push(
+      createDeriver({
+        redis: createRedis({ url: redisUrl, role: "worker" }),
+        keys,
+        queue: accept.runtime.ops.queue,
+        log: pino({ level: "silent" }),
+        consumer: "live",
+        blockMs: 100,
+        claimIdleMs: 200,
+      }),
+    );
+    for (const id of ids) expect((await accept.waitForPhase(id, ["queued"])).text).toBe("Queued");
+    const ledger = await redis.xrange(keys.audit, "-", "+");
+    for (const id of ids)
+      expect(ledger.filter(([, f]) => f.includes("job.queued") && f.includes(id))).toHaveLength(1);
+    for (let i = 0; i < 200; i++) {
+      const [pending] = (await redis.xpending(keys.opsEvents, "shipbot-deriver")) as [number];
+      if (pending === 0) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(((await redis.xpending(keys.opsEvents, "shipbot-deriver")) as [number])[0]).toBe(0);
   });
 });
