@@ -24,7 +24,7 @@ afterEach(async () => {
   for (const t of started.splice(0)) await t.close();
 });
 
-describe("records after the event stream was trimmed", () => {
+describe("records when events are lost to a trim or a dead reader", () => {
   it("a returning records process gives every job that finished meanwhile its final state, ledger entry, history and card", async () => {
     const config = testConfig();
     const gated = createGatedExecutor();
