@@ -69,7 +69,7 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
     if (!policy)
       return answer(
         false,
-        `${data.service} in ${data.env} no longer needs approval; nothing to decide`,
+        `${data.service} in ${data.env} no longer needs approval, so this request cannot be decided: run the command again (this request expires on its own)`,
         "conflict",
       );
     const why = whyNotApprover(deps.config, policy, action.user, data.requestedBy.id);

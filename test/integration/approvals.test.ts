@@ -178,6 +178,33 @@ describe("approvals (production needs two approvals from sre, not the requester)
     expect(gated.calls).toHaveLength(0);
   });
 
+  it("tells approvers to run the command again when the configuration stopped requiring approval", async () => {
+    const { gated, t } = await start();
+    const jobId = await request(t);
+    await t.waitForPhase(jobId, ["pending-approval"]);
+    // A process started with the new configuration (a rolling update) takes the click.
+    const production = t.config.environments.production;
+    if (!production) throw new Error("example config has no production");
+    const { approval: _dropped, ...noApproval } = production;
+    const updated = await startTestRuntime({
+      executor: gated.executor,
+      config: { ...t.config, environments: { ...t.config.environments, production: noApproval } },
+      work: false,
+      notify: false,
+    });
+    try {
+      const reply = await click(updated, sre(2), "approve", jobId);
+      expect(reply.error?.code).toBe("conflict");
+      expect(reply.card?.title).toBe(
+        "api in production no longer needs approval, so this request cannot be decided: run the command again (this request expires on its own)",
+      );
+      expect((await t.runtime.status.read(jobId))?.phase).toBe("pending-approval");
+      expect(gated.calls).toHaveLength(0);
+    } finally {
+      await updated.close();
+    }
+  });
+
   it("lets rollbacks skip approval, and staging needs none", async () => {
     const { gated, t } = await start();
     const rollback = await request(t, "/rollback api production");
