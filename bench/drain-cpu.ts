@@ -14,20 +14,12 @@
  * the difference between the first and the last comes from. `raw` or `shipbot` runs that side alone
  * (for `node --cpu-prof`).
  */
-import { type Job, Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import { opJobOptions } from "../src/queue/ops-queue.ts";
-import {
-  benchConfig,
-  noopExecutor,
-  silentChat,
-  startProducer,
-  wrapFetchWithEmptyAcquire,
-} from "./bench-config.ts";
-import { enqueuePayload } from "./enqueue.ts";
+import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
 import { rotate, startCpuClock } from "./measure.ts";
+import { prepareRawDrain, type RawMode } from "./raw-drain.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
@@ -76,42 +68,10 @@ const until = async (done: () => boolean | Promise<boolean>): Promise<void> => {
   while (!(await done())) await new Promise((r) => setTimeout(r, 20));
 };
 
-/** plain: BullMQ's defaults, finished jobs removed; options: shipbot's job options; wrapped: and its fetch. */
-type RawMode = "plain" | "options" | "wrapped";
-
 async function raw(url: string, rep: number, mode: RawMode): Promise<CpuPerJob> {
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
-  const name = `raw-cpu-${mode}-${rep}`;
-  const queue = new Queue(name, { connection: redis });
-  for (let i = 0; i < count; i += 500)
-    await queue.addBulk(
-      Array.from({ length: Math.min(500, count - i) }, (_, k) => ({
-        name: "k8s.deploy",
-        data: enqueuePayload(i + k),
-        opts: mode === "plain" ? { removeOnComplete: true } : opJobOptions(`r${rep}-${i + k}`, "deploy"),
-      })),
-    );
-  const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
-  const fetched = mode === "wrapped" ? wrapFetchWithEmptyAcquire(workerRedis, concurrency) : undefined;
-  let missed = 0;
-  const processor = fetched
-    ? async (job: Job) => {
-        if (fetched.take(job.id ?? "", job.attemptsStarted) === undefined) missed++;
-      }
-    : async () => undefined;
-  let done = 0;
-  let worker: Worker | undefined;
-  const result = await measureCpu(redis, count, async () => {
-    worker = new Worker(name, processor, { connection: workerRedis, concurrency });
-    worker.on("completed", () => done++);
-    await until(() => done >= count);
-  });
-  await worker?.close();
-  if (missed > 0) console.warn(`${mode}: ${missed} of ${count} jobs were not acquired in the fetch`);
-  await workerRedis.quit();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  await redis.quit();
+  const raw = await prepareRawDrain(url, `raw-cpu-${mode}-${rep}`, count, concurrency, mode);
+  const result = await measureCpu(raw.redis, count, raw.drain);
+  await raw.close();
   return result;
 }
 

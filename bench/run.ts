@@ -7,22 +7,14 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
-import { type Job, Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRuntime } from "../src/bin/create-runtime.ts";
-import { opJobOptions } from "../src/queue/ops-queue.ts";
-import {
-  benchConfig,
-  noopExecutor,
-  silentChat,
-  startProducer,
-  wrapFetchWithEmptyAcquire,
-} from "./bench-config.ts";
-import { enqueuePayload as payload, rawEnqueue, shipbotEnqueue, warmUpCount } from "./enqueue.ts";
+import { benchConfig, noopExecutor, silentChat, startProducer } from "./bench-config.ts";
+import { rawEnqueue, shipbotEnqueue, warmUpCount } from "./enqueue.ts";
 import { fanOutMessages, fanOutTargets, rawAddBulk, shipbotFanOut } from "./fan-out.ts";
 import { rawLatency, shipbotLatency, soak } from "./latency.ts";
 import { alternate, rotate, startCpuClock } from "./measure.ts";
+import { prepareRawDrain } from "./raw-drain.ts";
 import { commandCalls, startBenchRedis } from "./redis-server.ts";
 
 const quick = process.argv.includes("--quick");
@@ -83,45 +75,17 @@ interface DrainFigures {
  * ratio can reach before the acquire does any work.
  */
 async function rawDrain(url: string, rep: number, ceiling = false): Promise<DrainFigures> {
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
   const name = `raw-drain-${ceiling ? "c" : ""}${rep}`;
-  const queue = new Queue(name, { connection: redis });
-  for (let i = 0; i < drainCount; i += 500) {
-    await queue.addBulk(
-      Array.from({ length: Math.min(500, drainCount - i) }, (_, k) => ({
-        name: "k8s.deploy",
-        data: payload(i + k),
-        opts: ceiling ? opJobOptions(`c${rep}-${i + k}`, "deploy") : { removeOnComplete: true },
-      })),
-    );
-  }
-  let done = 0;
-  await redis.config("RESETSTAT");
-  const cpu = await startCpuClock(redis);
-  const workerRedis = new Redis(url, { maxRetriesPerRequest: null });
-  const fetched = ceiling ? wrapFetchWithEmptyAcquire(workerRedis, drainConcurrency) : undefined;
-  let missed = 0;
-  const processor = fetched
-    ? async (job: Job) => {
-        if (fetched.take(job.id ?? "", job.attemptsStarted) === undefined) missed++;
-      }
-    : async () => undefined;
-  const worker = new Worker(name, processor, {
-    connection: workerRedis,
-    concurrency: drainConcurrency,
-  });
-  worker.on("completed", () => done++);
-  const rate = await drainUntil(async () => done, drainCount);
+  const raw = await prepareRawDrain(url, name, drainCount, drainConcurrency, ceiling ? "wrapped" : "plain");
+  await raw.redis.config("RESETSTAT");
+  const cpu = await startCpuClock(raw.redis);
+  const started = performance.now();
+  await raw.drain();
+  const rate = drainCount / ((performance.now() - started) / 1000);
   const { nodeUs, redisUs } = await cpu();
   const cpuUs = (nodeUs + redisUs) / drainCount;
-  const commands = (await commandCalls(redis)) / drainCount;
-  if (missed > 0)
-    console.warn(`drain ceiling: ${missed} of ${drainCount} jobs were not acquired in the fetch`);
-  await worker.close();
-  await workerRedis.quit();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  await redis.quit();
+  const commands = (await commandCalls(raw.redis)) / drainCount;
+  await raw.close();
   return { rate, commands, cpuUs };
 }
 
