@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { auditMaxLength } from "../audit/audit-log.ts";
 import { toBreakGlassCardId } from "../core/break-glass.ts";
+import { type JobPhase, terminalPhases } from "../core/model.ts";
 import type { Keys } from "../queue/keys.ts";
 import { wakeJob } from "../queue/ops-queue.ts";
 import { stateTtlMs } from "./status-store.ts";
@@ -103,6 +104,8 @@ export interface DeriverOptions {
   blockMs?: number;
   /** How long a read event may stay unacknowledged before another reader takes it over (default 30 s). */
   claimIdleMs?: number;
+  /** Reads between two checks for events trimmed before any reader got them (default 50). */
+  lossCheckEvery?: number;
 }
 
 export interface Deriver {
@@ -193,20 +196,43 @@ export function createDeriver(options: DeriverOptions): Deriver {
     if (ids.length > 0) await redis.xack(keys.opsEvents, group, ...ids);
   }
 
-  /** Final states for jobs whose events were trimmed before anyone read them. */
+  /**
+   * Final states for jobs whose events were trimmed before anyone read them: every job in BullMQ's
+   * finished sets (kept a day, at most 10,000 each) whose state is not final yet, a page at a time, each
+   * page in three round trips (phases, then BullMQ's outcomes, then the scripts).
+   */
   async function sweep(): Promise<void> {
+    const page = 1_000;
     for (const set of ["completed", "failed"] as const) {
-      const ids = await redis.zrevrange(`${keys.bullPrefix}${set}`, 0, 999);
-      for (const jobId of ids) {
-        const phase = await redis.hget(keys.job(jobId), "phase");
-        if (phase === "succeeded" || phase === "failed" || phase === "cancelled" || phase === "superseded")
-          continue;
-        const field = set === "completed" ? "returnvalue" : "failedReason";
-        const value = await redis.hget(keys.bullJob(jobId), field);
-        if (value === null) continue;
-        await r.shipbotDeriveFinished(...finishedArgs(jobId, set, value));
+      const field = set === "completed" ? "returnvalue" : "failedReason";
+      for (let start = 0; !stopped; start += page) {
+        const ids = await redis.zrevrange(`${keys.bullPrefix}${set}`, start, start + page - 1);
+        if (ids.length === 0) break;
+        const phases = await pipelined(ids, (p, id) => p.hget(keys.job(id), "phase"));
+        const open = ids.filter((_, i) => !terminalPhases.has(phases[i] as JobPhase));
+        const values = await pipelined(open, (p, id) => p.hget(keys.bullJob(id), field));
+        const due = open.flatMap((id, i) =>
+          typeof values[i] === "string" ? [[id, values[i]] as const] : [],
+        );
+        if (due.length > 0) {
+          const pipeline = redis.pipeline() as unknown as DeriverPipeline & { exec(): Promise<unknown> };
+          for (const [id, value] of due) pipeline.shipbotDeriveFinished(...finishedArgs(id, set, value));
+          await pipeline.exec();
+        }
+        if (ids.length < page) break;
       }
     }
+  }
+
+  /** One command per id in one round trip; a failed command reads as null. */
+  async function pipelined(
+    ids: string[],
+    add: (pipeline: ReturnType<Redis["pipeline"]>, id: string) => unknown,
+  ): Promise<unknown[]> {
+    if (ids.length === 0) return [];
+    const pipeline = redis.pipeline();
+    for (const id of ids) add(pipeline, id);
+    return ((await pipeline.exec()) ?? []).map(([error, value]) => (error ? null : value));
   }
 
   async function readOnce(blockMs: number): Promise<number> {
@@ -242,26 +268,66 @@ export function createDeriver(options: DeriverOptions): Deriver {
     return entries.length + stale.length;
   }
 
-  async function checkLag(): Promise<void> {
-    const groups = (await redis.xinfo("GROUPS", keys.opsEvents)) as unknown[][];
-    for (const g of groups) {
-      const info = fieldsOf(g.map(String));
-      // Redis reports no lag when entries were trimmed before this group read them.
-      if (info.name === group && (info.lag === "" || info.lag === "null")) sweepNeeded = true;
+  /**
+   * Events trimmed before any reader got them, counted from the group's lag. Redis counts the lag as
+   * entries added minus entries delivered, so an entry trimmed unread stays in it for good: once the
+   * group has delivered everything there is, its lag is exactly the number lost so far; before that,
+   * the lag beyond the stream's length is the least that can have been lost. A count above the last one
+   * seen, or a lag Redis cannot tell (entries deleted mid-stream), means a sweep. The first check
+   * only takes the count: the start-up sweep covers what was lost before it.
+   */
+  let lostSeen: number | undefined;
+  let lagUnknown = false;
+  async function checkLoss(): Promise<void> {
+    const replies =
+      (await redis.multi().xinfo("GROUPS", keys.opsEvents).xinfo("STREAM", keys.opsEvents).exec()) ?? [];
+    const [groups, info] = replies.map(([error, value]) => {
+      if (error) throw error;
+      return value as unknown[];
+    });
+    const row = ((groups ?? []) as unknown[][])
+      .map((g) => fieldsOf(g.map(String)))
+      .find((g) => g.name === group);
+    // Entries come back as arrays among the stream's fields: blanks keep the pairs in step.
+    const stream = fieldsOf((info ?? []).map((v) => (Array.isArray(v) ? "" : String(v))));
+    if (!row) return;
+    const lag = Number.parseInt(row.lag ?? "", 10);
+    const first = lostSeen === undefined;
+    if (Number.isNaN(lag)) {
+      if (!lagUnknown && !first) sweepNeeded = true;
+      lagUnknown = true;
+      lostSeen ??= 0;
+      return;
     }
+    lagUnknown = false;
+    const lost =
+      row["last-delivered-id"] === stream["last-generated-id"]
+        ? lag
+        : Math.max(0, lag - Number(stream.length ?? 0));
+    if (!first && lost > (lostSeen ?? 0)) {
+      log.warn(
+        { lost: lost - (lostSeen ?? 0) },
+        "events were trimmed before any reader got them; sweeping finished jobs",
+      );
+      sweepNeeded = true;
+    }
+    lostSeen = Math.max(lostSeen ?? 0, lost);
   }
 
   const loop = (async () => {
     await ensureGroup();
     let rounds = 0;
+    const checkEvery = options.lossCheckEvery ?? 50;
     while (!stopped) {
       try {
+        // The count is taken before the start-up sweep, so a loss after it is seen as one.
+        if (lostSeen === undefined) await checkLoss();
         if (sweepNeeded) {
           sweepNeeded = false;
           await sweep();
         }
         await readOnce(options.blockMs ?? 1_000);
-        if (++rounds % 50 === 0) await checkLag();
+        if (++rounds % checkEvery === 0) await checkLoss();
       } catch (error) {
         if (stopped) break;
         log.warn({ err: error }, "deriver could not read the event stream; retrying");

@@ -6,6 +6,7 @@ import { createDeriver, type Deriver } from "../../src/notify/create-deriver.ts"
 import { createRedis } from "../../src/queue/redis.ts";
 import { chatCommand } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
+import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
 import { redisUrl, startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
 /**
@@ -14,13 +15,17 @@ import { redisUrl, startTestRuntime, type TestRuntime, testConfig } from "../hel
  * - it is down while workers go on (`worker --no-cards` elsewhere) long enough for the stream to be
  *   trimmed past what it read: the finished jobs' events are gone, and it must still give each its final
  *   state, ledger entry, history and card when it comes back;
- * - it read a batch and died before acknowledging it: another reader must take the batch over.
+ * - it read a batch and died before acknowledging it: another reader must take the batch over;
+ * - it runs, but falls so far behind (its reads stalled, or an alert storm) that the stream is trimmed
+ *   past events it has not read: it must notice the loss while running, not only when it restarts.
  */
 
 const started: TestRuntime[] = [];
 const derivers: Deriver[] = [];
+const proxies: TcpProxy[] = [];
 afterEach(async () => {
   for (const d of derivers.splice(0)) await d.close();
+  for (const p of proxies.splice(0)) await p.close();
   for (const t of started.splice(0)) await t.close();
 });
 
@@ -127,5 +132,51 @@ describe("records when events are lost to a trim or a dead reader", () => {
       await new Promise((r) => setTimeout(r, 25));
     }
     expect(((await redis.xpending(keys.opsEvents, "shipbot-deriver")) as [number])[0]).toBe(0);
+  });
+
+  it("a running records process that fell behind a trim notices the lost events and still records every job's end", async () => {
+    const config = testConfig();
+    const gated = createGatedExecutor();
+    // Jobs only; the records come from one reader whose connection goes through a proxy.
+    const jobs = await startTestRuntime({ executor: gated.executor, config, notify: false });
+    started.push(jobs);
+    const { redis, keys } = jobs.runtime;
+    const proxy = await startTcpProxy(Number(new URL(redisUrl).port || 6379));
+    proxies.push(proxy);
+    derivers.push(
+      createDeriver({
+        redis: createRedis({ url: `redis://127.0.0.1:${proxy.port}`, role: "worker" }),
+        keys,
+        queue: jobs.runtime.ops.queue,
+        log: pino({ level: "silent" }),
+        consumer: "behind",
+        blockMs: 100,
+        lossCheckEvery: 2,
+      }),
+    );
+    const run = async (text: string, nth: number): Promise<string> => {
+      const reply = await jobs.runtime.handle(chatCommand(text));
+      expect(reply.error?.message).toBeUndefined();
+      (await gated.started(nth))[nth - 1]?.finish();
+      return reply.jobIds[0] as string;
+    };
+    // The reader keeps up at first.
+    const first = await run("/deploy api staging v2", 1);
+    await jobs.waitForPhase(first, ["succeeded"]);
+
+    // Its reads stop reaching Redis; two jobs run and finish, and their events are trimmed unread.
+    proxy.hold();
+    await new Promise((r) => setTimeout(r, 300));
+    const lost = [await run("/deploy web staging v2", 2), await run("/scale api staging 3", 3)];
+    for (let i = 0; i < 400 && (await redis.zcard(`${keys.bullPrefix}completed`)) < 3; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    await redis.xtrim(keys.opsEvents, "MAXLEN", 0);
+    for (const id of lost) expect((await jobs.runtime.status.read(id))?.phase).not.toBe("succeeded");
+
+    proxy.release();
+    for (const id of lost) await jobs.waitForPhase(id, ["succeeded"], 10_000);
+    const ledger = await redis.xrange(keys.audit, "-", "+");
+    for (const id of [first, ...lost])
+      expect(ledger.filter(([, f]) => f.includes("job.succeeded") && f.includes(id))).toHaveLength(1);
   });
 });
