@@ -30,20 +30,31 @@ function splitPlain(text: string): string[] {
   return trimmed === "" ? [] : trimmed.split(/\s+/u);
 }
 
-/** Words of a command with quotes: a quoted run is one word, whatever it contains. */
+/** Closers that double as apostrophes: inside a quoted run, one followed by a letter is text (`'it's down'`). */
+const apostrophes = new Set(["'", "\u2019"]);
+
+/**
+ * Words of a command with quotes: a quoted run is one word, whatever it contains. A quote opens a run only
+ * at the start of a word or after `=` (`--break-glass="…"`): inside a word it is an apostrophe (`can't`,
+ * `checkout's`), which people type in reasons and must not be read as an unclosed quote.
+ */
 function splitQuoted(text: string): string[] {
   const words: string[] = [];
   let current = "";
   let inWord = false;
   let quote: string | undefined;
-  for (const ch of text.trim()) {
+  const chars = [...text.trim()];
+  for (const [i, ch] of chars.entries()) {
     if (quote !== undefined) {
-      if (ch === quote) quote = undefined;
+      const next = chars[i + 1];
+      const closes =
+        ch === quote && !(apostrophes.has(ch) && next !== undefined && /[\p{L}\p{N}]/u.test(next));
+      if (closes) quote = undefined;
       else current += ch;
       continue;
     }
     const close = quotePairs[ch];
-    if (close !== undefined) {
+    if (close !== undefined && (!inWord || current.endsWith("="))) {
       quote = close;
       inWord = true;
     } else if (/\s/u.test(ch)) {

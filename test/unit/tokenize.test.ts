@@ -32,6 +32,33 @@ describe("tokenize", () => {
     });
   });
 
+  it("reads an apostrophe inside a word as text, in reasons quoted or not", () => {
+    expect(tokenize("lock api staging can't deploy, checkout's cache is cold").positional).toEqual([
+      "api",
+      "staging",
+      "can't",
+      "deploy,",
+      "checkout's",
+      "cache",
+      "is",
+      "cold",
+    ]);
+    expect(tokenize("lock api staging ops\u2019 window").positional).toEqual([
+      "api",
+      "staging",
+      "ops\u2019",
+      "window",
+    ]);
+    expect(tokenize(`deploy api production v2 --break-glass "it's down" --dry-run`)).toEqual({
+      name: "deploy",
+      positional: ["api", "production", "v2", "it's down"],
+      flags: { "break-glass": true, "dry-run": true },
+    });
+    expect(tokenize(`deploy api production v2 --break-glass='checkout's down'`).flags).toEqual({
+      "break-glass": "checkout's down",
+    });
+  });
+
   it("refuses an unclosed quote", () => {
     expect(() => tokenize('deploy "api staging')).toThrow(/quote is not closed/);
   });
