@@ -32,6 +32,11 @@ function explain(issue: z.core.$ZodIssue): string {
   if (issue.code === "unrecognized_keys") {
     return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}: remove or fix the spelling`;
   }
+  if (issue.code === "invalid_key") {
+    // zod's own words ("Invalid key in record") say neither which name nor what a valid one looks like.
+    const name = String(issue.path.at(-1) ?? "");
+    return `the name "${name}" ${issue.issues[0]?.message ?? "is not valid"}`;
+  }
   if (issue.code === "invalid_type" && issue.message.includes("received undefined")) {
     return `is required (expected ${issue.expected})`;
   }
