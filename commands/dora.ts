@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { envArg, serviceArg } from "../src/core/args.ts";
+import { envArg, serviceArg, wholeNumberArg } from "../src/core/args.ts";
 import { defineCommand } from "../src/core/command-module.ts";
 
 export default defineCommand({
@@ -11,12 +11,7 @@ export default defineCommand({
   schema: z.object({
     service: serviceArg,
     env: envArg.optional(),
-    days: z
-      .string()
-      .regex(/^[0-9]{1,3}$/, "must be a whole number of days")
-      .transform(Number)
-      .pipe(z.int().min(1, "must be at least 1").max(365, "must be at most 365"))
-      .optional(),
+    days: wholeNumberArg(1, 365).optional(),
   }),
   permission: "read",
   scope: ({ service, env }) => (env === undefined ? { service } : { service, env }),

@@ -4,7 +4,7 @@ import { ShipbotError } from "./errors.ts";
 import type { ChatCommand } from "./model.ts";
 import { authorize, describeDenial, rolesOf, type Scope } from "./policy.ts";
 import { describeUnknown, suggest } from "./suggest.ts";
-import { tokenize } from "./tokenize.ts";
+import { type Tokens, tokenize } from "./tokenize.ts";
 
 export type CommandRegistry = ReadonlyMap<string, CommandModule>;
 
@@ -135,6 +135,21 @@ function checkScopes(
 }
 
 /**
+ * An option that takes a value typed without one (`--days`, or `--days 7`, which leaves `7` as a word): it
+ * arrives as `true`, and the schema's own complaint ("expected string, received boolean") or the stray word
+ * ("too many arguments") would not tell the person what to fix. Checked only once a command is refused
+ * anyway, so the accept path pays nothing for it.
+ */
+function refuseBareValueFlag(module: CommandModule, flags: Tokens["flags"]): void {
+  for (const [flag, value] of Object.entries(flags)) {
+    if (value !== true || !module.flags.includes(flag)) continue;
+    const schema = module.schema.shape[flag];
+    if (schema !== undefined && !schema.safeParse(true).success)
+      throw usageError(module, `\`--${flag}\` needs a value: \`--${flag}=…\``);
+  }
+}
+
+/**
  * Text → validated arguments → permission check → the command's pure handler. Pure: no I/O, no clock
  * (the caller passes `now`). Every refusal is a ShipbotError whose message is fit for chat.
  */
@@ -160,6 +175,7 @@ export function routeCommand(
     tokens.positional = [...tokens.positional.slice(0, keep), tokens.positional.slice(keep).join(" ")];
   }
   if (tokens.positional.length > module.positional.length) {
+    refuseBareValueFlag(module, tokens.flags);
     const extra = tokens.positional.slice(module.positional.length).join(" ");
     throw usageError(
       module,
@@ -184,6 +200,7 @@ export function routeCommand(
 
   const parsed = module.schema.safeParse(raw);
   if (!parsed.success) {
+    refuseBareValueFlag(module, tokens.flags);
     const issue = parsed.error.issues[0];
     const field = String(issue?.path[0] ?? "argument");
     const given = raw[field];

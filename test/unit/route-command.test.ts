@@ -145,6 +145,62 @@ describe("routeCommand", () => {
     expect(refusal("cancel ../../etc").message).toMatch(/not a valid job/);
   });
 
+  it("answers a value option typed without its value, and a day count out of range, in words", () => {
+    expect(refusal("dora api --days").message).toBe("`--days` needs a value: `--days=…`");
+    // `--days 7` leaves 7 as a word: the option still has no value.
+    const spaced = refusal("dora api staging --days 7");
+    expect(spaced.message).toBe("`--days` needs a value: `--days=…`");
+    expect(spaced.hint).toBe("usage: dora <service> [env] [--days=N]");
+    expect(refusal("dora api --days=1000").message).toBe("`1000` is not a valid days: must be at most 365");
+    expect(route("dora api --days=365").result).toMatchObject({ query: { kind: "dora", days: 365 } });
+  });
+
+  it("reads a freeze's end as typed, and refuses one it cannot read rather than freezing with no end", () => {
+    const now = Date.parse("2026-11-20T10:00:00Z");
+    const freeze = (text: string) => {
+      try {
+        const { result } = routeCommand(chatCommand(text, sreUser), config, commandRegistry, now);
+        return result.type === "control" ? result.control : result;
+      } catch (error) {
+        if (isShipbotError(error)) return error.message;
+        throw error;
+      }
+    };
+    const notATime = (word: string) =>
+      `\`${word}\` is not a time: use 2h, 30m, 1d or an ISO time with a zone (2026-11-24T08:00:00Z)`;
+    expect(freeze("freeze production 2H release train")).toEqual({
+      kind: "freeze",
+      env: "production",
+      until: now + 2 * 3_600_000,
+      reason: "release train",
+    });
+    expect(freeze("freeze production until 1d release train")).toEqual({
+      kind: "freeze",
+      env: "production",
+      until: now + 86_400_000,
+      reason: "release train",
+    });
+    // Each of these was the freeze's reason, and the freeze never ended.
+    expect(freeze("freeze production 2026-11-24 release")).toBe(notATime("2026-11-24"));
+    expect(freeze("freeze production 1w")).toBe(notATime("1w"));
+    expect(freeze("freeze production 90min")).toBe(notATime("90min"));
+    expect(freeze("freeze production 18:00 release")).toBe(notATime("18:00"));
+    // A day the month does not have is not the first of the next month.
+    expect(freeze("freeze production 2026-11-31T08:00:00Z")).toBe(notATime("2026-11-31T08:00:00Z"));
+    expect(freeze("freeze production 2026-11-30T08:00:00Z")).toMatchObject({
+      until: Date.parse("2026-11-30T08:00:00Z"),
+    });
+    // Words that are not meant as a time stay the reason.
+    expect(freeze("freeze production until the release is out")).toEqual({
+      kind: "freeze",
+      env: "production",
+      reason: "until the release is out",
+    });
+    expect(freeze("freeze production 3 teams release today")).toMatchObject({
+      reason: "3 teams release today",
+    });
+  });
+
   it("turns status and queue into queries", () => {
     expect(route("status api staging").result).toEqual({
       type: "query",
