@@ -7,21 +7,24 @@ import { createCard } from "../core/card.ts";
 import type { Config } from "../core/config.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
+import { createStatusStore, type HistoryEntry } from "../notify/status-store.ts";
 import type { Keys } from "../queue/keys.ts";
-import { fromGroupHash } from "./alert-group.ts";
+import { type AlertGroupState, fromGroupHash } from "./alert-group.ts";
 import { alertCardIdPattern, createAlertKeys } from "./alert-keys.ts";
 import type { AlertsConfig } from "./alerts-config.ts";
 import { createSilence } from "./create-silence.ts";
-import { toDurationLabel } from "./render-alert-card.ts";
+import { correlate, firedAtOf, toDurationLabel } from "./render-alert-card.ts";
 
 export interface AlertActionOptions {
   redis: Redis;
-  keys: Pick<Keys, "prefix" | "cards">;
+  keys: Keys;
   /** Roles and permissions (the whole configuration). */
   config: Pick<Config, "roles">;
   alerts: AlertsConfig;
   /** The normal command path: Roll back becomes `rollback <service> <env>` typed by the clicker. */
   handle: CommandHandler;
+  /** The target's last operations (default: StatusStore.history on `redis`), read again at each click. */
+  history?: (service: string, env: string, count: number) => Promise<HistoryEntry[]>;
   /** Alertmanager's base URL for silences (ALERTMANAGER_URL); without it Silence answers why not. */
   alertmanagerUrl?: string;
   audit?: Pick<AuditLog, "append">;
@@ -55,6 +58,7 @@ export function createAlertActionHandler(options: AlertActionOptions) {
   const { redis, log } = options;
   const alertKeys = createAlertKeys(options.keys);
   const now = options.now ?? Date.now;
+  const history = options.history ?? createStatusStore(redis, options.keys).history;
 
   async function touch(cardId: string, field: string, value: unknown): Promise<void> {
     const [seconds] = await redis.time();
@@ -65,6 +69,48 @@ export function createAlertActionHandler(options: AlertActionOptions) {
       // Rendered at once: the person who clicked is looking at the card.
       .zadd(options.keys.cards, "LT", Number(seconds) * 1000, cardId)
       .exec();
+  }
+
+  /**
+   * A rollback undoes the target's newest change, whatever it is, so the card the click came from may be
+   * out of date: the history is read again, and the rollback runs only while the deploy the alert points
+   * at is still the newest change. Its job id names that deploy, so clicks on every card it caused (other
+   * channels, other alert groups) make one rollback instead of a second one that undoes the first.
+   */
+  async function rollBack(
+    action: ChatAction,
+    group: AlertGroupState,
+    service: string,
+    env: string,
+  ): Promise<CommandReply> {
+    const at = now();
+    const entries = await history(service, env, 20);
+    const correlation = correlate(entries, firedAtOf(group, at), options.alerts);
+    const changed = correlation.changedSince;
+    if (changed)
+      return fail(
+        "conflict",
+        `${service}/${env} was already rolled back to ${changed.version} by ${changed.by} after its last deploy; nothing was done (run \`rollback ${service} ${env}\` to roll back further)`,
+      );
+    if (!correlation.cause)
+      return fail(
+        "not_found",
+        `no deploy of ${service}/${env} in the ${options.alerts.correlationWindowMinutes} min before this alert; nothing was done (run \`rollback ${service} ${env}\` to roll back anyway)`,
+      );
+    // A rollback of that deploy that failed may be tried again from a button: each failure since the
+    // deploy starts a new attempt, and clicks within one attempt are still the one rollback.
+    const { jobId } = correlation.cause;
+    const since = entries.find((h) => h.jobId === jobId)?.at ?? 0;
+    const failed = entries.filter(
+      (h) => h.kind === "rollback" && h.phase === "failed" && h.at > since,
+    ).length;
+    return options.handle({
+      id: `button-alert-rollback-${service}-${env}-${jobId}${failed > 0 ? `-${failed}` : ""}`,
+      user: action.user,
+      conversation: action.conversation,
+      text: `rollback ${service} ${env}`,
+      receivedAt: action.receivedAt,
+    });
   }
 
   return async function handleAlertAction(action: ChatAction): Promise<CommandReply> {
@@ -124,14 +170,7 @@ export function createAlertActionHandler(options: AlertActionOptions) {
         case "alert-rollback": {
           if (!service || !env)
             return fail("usage", "this alert names no service and environment to roll back");
-          return await options.handle({
-            // One rollback per card and firing episode, however often or by whom it is clicked.
-            id: `button-alert-rollback-${group.cardId}-${group.alerts.reduce((m, a) => Math.max(m, a.startsAt), 0)}`,
-            user: action.user,
-            conversation: action.conversation,
-            text: `rollback ${service} ${env}`,
-            receivedAt: action.receivedAt,
-          });
+          return await rollBack(action, group, service, env);
         }
         default:
           return fail("usage", `unknown alert action \`${action.action.slice(0, 40)}\``);

@@ -5,7 +5,7 @@ import type { Keys } from "../queue/keys.ts";
 import { fromGroupHash } from "./alert-group.ts";
 import { alertCardPrefix, createAlertKeys } from "./alert-keys.ts";
 import type { AlertsConfig } from "./alerts-config.ts";
-import { correlate, renderAlertCard } from "./render-alert-card.ts";
+import { correlate, firedAtOf, renderAlertCard } from "./render-alert-card.ts";
 
 export interface AlertCardSourceOptions {
   redis: Redis;
@@ -34,7 +34,7 @@ export function createAlertCardSource(options: AlertCardSourceOptions): CardSour
         silenceMinutes: config.silenceMinutes,
       };
       const { service, env } = group.meta;
-      const firedAt = group.alerts.reduce((m, a) => Math.min(m, a.startsAt || m), cardOptions.now);
+      const firedAt = firedAtOf(group, cardOptions.now);
       const correlation =
         service && env ? correlate(await options.history(service, env, 20), firedAt, cardOptions) : undefined;
       return {

@@ -14,6 +14,13 @@ export interface AlertCardOptions {
 export interface Correlation {
   recent: Array<{ version: string; by: string; at: number }>;
   previousVersion?: string;
+  /**
+   * The newest deploy of `recent` while it is still the target's newest change: what Roll back undoes.
+   * Its job id names the rollback, so every card pointing at the same deploy makes the same job.
+   */
+  cause?: { jobId: string; version: string };
+  /** A rollback after the newest deploy of `recent`: rolling back again would bring that deploy back. */
+  changedSince?: { version: string; by: string; at: number };
 }
 
 /** The tag of an image reference ("ghcr.io/acme/api:v1.42.0" → "v1.42.0"); the reference when untagged. */
@@ -23,18 +30,35 @@ export function toVersion(image: string | undefined): string {
   return colon > image.lastIndexOf("/") ? image.slice(colon + 1) : image;
 }
 
+/** When a group began firing: its earliest alert's start (now when no alert says). */
+export function firedAtOf(group: AlertGroupState, now: number): number {
+  return group.alerts.reduce((m, a) => Math.min(m, a.startsAt || m), now);
+}
+
 /**
  * Deploys of the target that finished in the correlation window before the group fired, newest first,
- * and the version before the newest one (what "Roll back" returns to). Pure.
+ * and the version before the newest one (what "Roll back" returns to). A rollback is `rollout undo`, so
+ * it undoes whatever changed the image last: it is only offered while that is still the newest deploy
+ * named here. Scaling keeps the image and changes nothing about it. Pure.
  */
-export function correlate(history: HistoryEntry[], firedAt: number, options: AlertCardOptions): Correlation {
+export function correlate(
+  history: HistoryEntry[],
+  firedAt: number,
+  options: Pick<AlertCardOptions, "correlationWindowMinutes">,
+): Correlation {
   const done = history.filter((h) => h.phase === "succeeded").sort((a, b) => b.at - a.at);
   const from = firedAt - options.correlationWindowMinutes * 60_000;
-  const recent = done
-    .filter((h) => h.kind === "deploy" && h.at >= from)
-    .slice(0, 3)
-    .map((h) => ({ version: toVersion(h.image), by: h.by, at: h.at }));
+  const deploys = done.filter((h) => h.kind === "deploy" && h.at >= from).slice(0, 3);
+  const recent = deploys.map((h) => ({ version: toVersion(h.image), by: h.by, at: h.at }));
   const correlation: Correlation = { recent };
+  const newest = deploys[0];
+  if (!newest) return correlation;
+  const lastChange = done.find((h) => h.kind !== "scale");
+  if (lastChange && lastChange.jobId !== newest.jobId) {
+    correlation.changedSince = { version: toVersion(lastChange.image), by: lastChange.by, at: lastChange.at };
+    return correlation;
+  }
+  correlation.cause = { jobId: newest.jobId, version: toVersion(newest.image) };
   const current = done[0]?.image;
   const previous = done.find((h) => h.image && h.image !== current)?.image;
   if (previous) correlation.previousVersion = toVersion(previous);
@@ -126,6 +150,11 @@ export function renderAlertCard(
     for (const earlier of correlation.recent.slice(1))
       card.lines.push(`Earlier: ${earlier.version} by ${earlier.by}, ${ago(earlier.at, options.now)}`);
   }
+  const changed = correlation?.changedSince;
+  if (changed)
+    card.lines.push(
+      `Since then: rolled back to ${changed.version} by ${changed.by}, ${ago(changed.at, options.now)}`,
+    );
   if (isFiring && meta.critical && target)
     card.lines.push(`${target} is now rollback-only until this resolves`);
   if (group.ack)
@@ -137,7 +166,7 @@ export function renderAlertCard(
 
   if (isFiring) {
     const actions: CardAction[] = [];
-    if (last && target)
+    if (correlation?.cause && target)
       actions.push({
         id: "alert-rollback",
         label: correlation?.previousVersion ? `Roll back to ${correlation.previousVersion}` : "Roll back",
