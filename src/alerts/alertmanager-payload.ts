@@ -3,16 +3,22 @@ import { z } from "zod";
 /**
  * Alertmanager's webhook body, version 4. Parsed leniently (unknown fields pass) because newer
  * Alertmanager releases add fields; the version itself is checked strictly.
+ *
+ * A rejection is final (Alertmanager retries only 5xx), and every repeat of the group is rejected the same
+ * way, so the group would never be shown. Free text shipbot only clips for display (annotations, the
+ * generator URL, which carries the rule's whole expression URL-encoded) is therefore bounded by the body
+ * limit alone; labels, which name Redis keys and silences, keep their bounds.
  */
 const labels = z.record(z.string().max(256), z.string().max(4096));
+const annotations = z.record(z.string(), z.string());
 
 export const webhookAlertSchema = z.object({
   status: z.enum(["firing", "resolved"]),
   labels,
-  annotations: labels.default({}),
+  annotations: annotations.default({}),
   startsAt: z.string().min(1).max(64),
   endsAt: z.string().max(64).default(""),
-  generatorURL: z.string().max(4096).default(""),
+  generatorURL: z.string().default(""),
   fingerprint: z.string().min(1).max(128),
 });
 
@@ -24,7 +30,7 @@ export const webhookPayloadSchema = z.object({
   receiver: z.string().max(256),
   groupLabels: labels,
   commonLabels: labels,
-  commonAnnotations: labels,
+  commonAnnotations: annotations,
   externalURL: z.string().max(4096),
   alerts: z.array(webhookAlertSchema).max(10_000),
 });

@@ -292,6 +292,29 @@ describe("POST /hooks/alertmanager", () => {
     expect(await redis.xlen(inbox)).toBe(0);
     expect(chat.messages.filter((m) => latest(m).title.includes("Auth"))).toHaveLength(0);
   });
+
+  it("shows alerts with a long rule expression and long annotations, as Prometheus sends them", async () => {
+    // Prometheus puts the rule's whole expression, URL-encoded, in generatorURL; descriptions are
+    // templates that may list many series. A 400 would be final: the group would never be shown.
+    const expr = encodeURIComponent(
+      `sum by (service) (rate(http_requests_total{code=~"5..",path!~"/health|/metrics"}[5m])) > 0.05 or ${"x".repeat(3000)}`,
+    );
+    const key = newGroupKey("LongRule");
+    const common = { alertname: "LongRule", severity: "warning" };
+    const long = {
+      ...alert("l1", { ...common, instance: "n1" }),
+      annotations: { summary: `5xx above 5% on ${"pod-a, ".repeat(800)}`, runbook: "r".repeat(5000) },
+      generatorURL: `http://prometheus.local/graph?g0.expr=${expr}&g0.tab=1`,
+    };
+    const body = { ...payload(key, common, [long]), commonAnnotations: long.annotations };
+    const res = await post(body);
+    expect(res.status).toBe(200);
+    const card = await until("the long rule's card", () => cardOf(key, "alerts"));
+    const line = latest(card).lines.find((l) => l.includes("{instance=n1}")) ?? "";
+    // Clipped for the card, not refused.
+    expect(line).toContain("· 5xx above 5% on pod-a, pod-a,");
+    expect(line.length).toBeLessThan(300);
+  });
 });
 
 describe("alert groups", () => {
