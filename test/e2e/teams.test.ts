@@ -332,6 +332,16 @@ describe("messages", () => {
     expect(teams.activities(conversation)).toHaveLength(1);
   });
 
+  it("answers a character reference that names no character with what is wrong, not an internal error", async () => {
+    const conversation = `a:personal-entity-${randomUUID()}`;
+    await say(conversation, "deploy api staging &#99999999;", sre);
+    const [answer] = await replies(conversation, 1);
+    const text = textOf(answer?.activity ?? {});
+    expect(text).not.toContain("something went wrong");
+    expect(text).toContain("&#99999999;");
+    expect(await jobsIn(conversation)).toEqual([]);
+  });
+
   it("refuses someone without the role by Entra object id, whatever their display name", async () => {
     const conversation = `a:personal-deny-${randomUUID()}`;
     await say(conversation, "deploy api production v9", stranger);

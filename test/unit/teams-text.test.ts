@@ -45,6 +45,12 @@ describe("fromTeamsText: the bot's own mention is removed as the entities say", 
     );
   });
 
+  it("leaves a numeric character reference that names no character as typed instead of failing", () => {
+    expect(fromTeamsText("lock api staging see &#99999999; &#x110000; &#x1F680;", undefined, bot)).toBe(
+      "lock api staging see &#99999999; &#x110000; 🚀",
+    );
+  });
+
   it("plain text in personal chat passes through; empty text means help", () => {
     expect(fromTeamsText("  deploy   api staging v2 ", undefined, bot)).toBe("deploy api staging v2");
     expect(fromTeamsText("<at>shipbot</at>", [mention("shipbot")], bot)).toBe("help");

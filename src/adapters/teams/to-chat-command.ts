@@ -41,11 +41,16 @@ export function toConversationId(conversation: Conversation): string {
 
 const entities: Record<string, string> = { nbsp: " ", lt: "<", gt: ">", quot: '"', apos: "'", amp: "&" };
 
+/** A numeric reference past the last Unicode code point names no character: it stays as typed. */
+function fromCodePoint(code: number, whole: string): string {
+  return code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+}
+
 function decodeEntities(text: string): string {
   return text.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (whole, name: string) => {
     if (name.startsWith("#x") || name.startsWith("#X"))
-      return String.fromCodePoint(Number.parseInt(name.slice(2), 16));
-    if (name.startsWith("#")) return String.fromCodePoint(Number.parseInt(name.slice(1), 10));
+      return fromCodePoint(Number.parseInt(name.slice(2), 16), whole);
+    if (name.startsWith("#")) return fromCodePoint(Number.parseInt(name.slice(1), 10), whole);
     return entities[name.toLowerCase()] ?? whole;
   });
 }
