@@ -31,6 +31,23 @@ describe("command text", () => {
       "lock api staging <because> a & b",
     );
   });
+
+  it("takes the request from before the bot's mention when nothing follows it", () => {
+    expect(fromMention("status api <@U0SHIPBOT>", "U0SHIPBOT")).toBe("status api");
+    expect(fromMention("deploy web staging v2 <@U0SHIPBOT>\u00a0", "U0SHIPBOT")).toBe(
+      "deploy web staging v2",
+    );
+    expect(fromMention("<@U0OTHER> whoami <@U0SHIPBOT>", "U0SHIPBOT")).toBe("whoami");
+    expect(fromMention("<@U0OTHER> <@U0SHIPBOT>", "U0SHIPBOT")).toBe("help");
+  });
+
+  it("knows the bot's mention when Slack adds its name to it", () => {
+    expect(fromMention("hey <@U0SHIPBOT|shipbot> status api", "U0SHIPBOT")).toBe("status api");
+    expect(fromMention("queue staging <@U0SHIPBOT|shipbot>", "U0SHIPBOT")).toBe("queue staging");
+    expect(fromMention("<@U0SHIPBOT|shipbot> lock api staging for <@U0OTHER|ada>", "U0SHIPBOT")).toBe(
+      "lock api staging for ada",
+    );
+  });
 });
 
 describe("classifySlackBody", () => {

@@ -18,15 +18,23 @@ export function fromSlashCommand(command: SlackSlashCommand, text: string): stri
   return rest === "" ? name : `${name} ${rest}`;
 }
 
+/** Mentions at the start of a message, bare (`<@U1>`) or with the name Slack may add (`<@U1|ada>`). */
+const leadingMentions = /^\s*(<@[A-Z0-9]+(\|[^>]*)?>\s*)+/;
+
 /**
  * `<@U0BOT> deploy api staging` → `deploy api staging`. Takes what follows the bot's own mention, so
- * "hey <@U0BOT> status api" works too; without the bot's id, leading mentions are dropped.
+ * "hey <@U0BOT> status api" works too; when nothing follows it, the request is what precedes it
+ * ("status api <@U0BOT>"). The mention may carry the bot's name (`<@U0BOT|shipbot>`). Without the
+ * bot's id, leading mentions are dropped.
  */
 export function fromMention(text: string, botUserId: string | undefined): string {
-  let rest = text;
-  const own = botUserId === undefined ? -1 : text.indexOf(`<@${botUserId}>`);
-  if (own !== -1 && botUserId !== undefined) rest = text.slice(own + botUserId.length + 3);
-  else rest = text.replace(/^\s*(<@[A-Z0-9]+(\|[^>]*)?>\s*)+/, "");
+  const id = botUserId?.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const own = id === undefined ? null : new RegExp(`<@${id}(\\|[^>]*)?>`).exec(text);
+  let rest = text.replace(leadingMentions, "");
+  if (own) {
+    const after = text.slice(own.index + own[0].length);
+    rest = after.trim() === "" ? text.slice(0, own.index).replace(leadingMentions, "") : after;
+  }
   const command = fromSlackText(rest).trim();
   return command === "" ? "help" : command;
 }
