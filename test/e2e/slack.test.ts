@@ -22,7 +22,12 @@ import { type JobData, terminalPhases } from "../../src/core/model.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
 import { createHttpServer } from "../../src/http/create-http-server.ts";
 import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
-import { type SlackEmulator, type SlackMessage, startSlackEmulator } from "../emulators/slack/index.ts";
+import {
+  type SlackEmulator,
+  type SlackEphemeral,
+  type SlackMessage,
+  startSlackEmulator,
+} from "../emulators/slack/index.ts";
 import {
   newTriggerId,
   type SlackRequestOptions,
@@ -78,6 +83,7 @@ beforeAll(async () => {
       "C0GROUP",
       "C0SIG",
       "C0REMIND",
+      "C0ANSWER",
     ],
   });
   kube = await startKubeEmulator({
@@ -231,6 +237,28 @@ function clickBody(message: SlackMessage, actionId: string, user: { id: string; 
   return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
 }
 
+/** An Events API delivery of an `app_mention` for a message a person posted (see slack.addMessage). */
+function mentionBody(mention: SlackMessage, user: { id: string }): string {
+  return JSON.stringify({
+    token: "legacy-verification-token",
+    team_id: "T0EMULATED",
+    api_app_id: "A0SHIPBOT",
+    type: "event_callback",
+    event_id: `Ev${randomBytes(5).toString("hex").toUpperCase()}`,
+    event_time: Math.floor(Date.now() / 1000),
+    authorizations: [{ team_id: "T0EMULATED", user_id: slack.botUserId, is_bot: true }],
+    event: {
+      type: "app_mention",
+      user: user.id,
+      text: mention.text,
+      ts: mention.ts,
+      ...(mention.thread_ts === undefined ? {} : { thread_ts: mention.thread_ts }),
+      channel: mention.channel,
+      event_ts: mention.ts,
+    },
+  });
+}
+
 interface Button {
   action_id: string;
   value: string;
@@ -301,6 +329,17 @@ async function allCardsFinal(
 
 function ephemeralsFor(user: string, channel: string) {
   return slack.ephemerals(channel).filter((e) => e.user === user);
+}
+
+/**
+ * Whether Slack would show this ephemeral message at all: one posted into a thread appears only while that
+ * thread has replies (chat.postEphemeral's `thread_ts`), which the emulator records but does not enforce.
+ */
+function isShown(ephemeral: SlackEphemeral | undefined): boolean {
+  if (ephemeral === undefined) return false;
+  const thread = ephemeral.thread_ts;
+  if (thread === undefined) return true;
+  return slack.messages(ephemeral.channel).some((m) => m.thread_ts === thread && m.ts !== thread);
 }
 
 const methodsIn = (channel: string) =>
@@ -454,6 +493,39 @@ describe("slash commands", () => {
     expect(card?.text).toContain("Scaled to 3 replicas");
     expect(await jobsIn("C0MENTION")).toHaveLength(1);
   });
+
+  it("answers an @mention where the person can see it: in the channel for a top-level one, in the thread for a reply", async () => {
+    // A top-level mention has no thread yet: an answer posted under it would be shown nowhere.
+    const top = slack.addMessage({
+      channel: "C0ANSWER",
+      user: dev.id,
+      text: `<@${slack.botUserId}> deploy apu staging v2`,
+    });
+    expect((await send(mentionBody(top, dev), { contentType: "application/json" })).status).toBe(200);
+    const [first] = await until("the answer to the top-level mention", () => {
+      const found = ephemeralsFor(dev.id, "C0ANSWER");
+      return found.length > 0 ? found : undefined;
+    });
+    expect(first?.text).toBe("no service `apu`; did you mean `api`?");
+    expect(first?.thread_ts).toBeUndefined();
+    expect(isShown(first)).toBe(true);
+
+    // A mention typed as a reply is in a thread that exists: the answer stays with the conversation there.
+    const parent = slack.addMessage({ channel: "C0ANSWER", user: sre.id, text: "shipping web today" });
+    const reply = slack.addMessage({
+      channel: "C0ANSWER",
+      user: dev.id,
+      text: `<@${slack.botUserId}> scale web staging lots`,
+      thread_ts: parent.ts,
+    });
+    expect((await send(mentionBody(reply, dev), { contentType: "application/json" })).status).toBe(200);
+    const second = await until("the answer to the reply", () => ephemeralsFor(dev.id, "C0ANSWER")[1]);
+    expect(second.thread_ts).toBe(parent.ts);
+    expect(isShown(second)).toBe(true);
+    await adapter.idle();
+    expect(slack.messages("C0ANSWER").filter((m) => m.user === slack.botUserId)).toEqual([]);
+    expect(await jobsIn("C0ANSWER")).toEqual([]);
+  });
 });
 
 describe("buttons", () => {
@@ -473,7 +545,9 @@ describe("buttons", () => {
     expect(refusal?.text).toBe(
       "not allowed: rollback api in staging needs role `deployer` or `sre`; you hold no role",
     );
-    expect(refusal?.thread_ts).toBe(deployCard.ts);
+    // The card has no replies yet, so the refusal goes to the channel: in its thread Slack would show nothing.
+    expect(refusal?.thread_ts).toBeUndefined();
+    expect(isShown(refusal)).toBe(true);
     expect(await jobsIn("C0CLICK")).toHaveLength(1);
 
     // Two clicks of the same button, as a double click sends them.
@@ -517,11 +591,13 @@ describe("approvals", () => {
       return found.length > 0 ? found : undefined;
     });
     expect(own?.text).toBe("not allowed: you asked for this change; someone else must approve it");
+    expect(isShown(own)).toBe(true);
     expect(await jobsIn("C0APPROVE")).toHaveLength(0);
 
     await send(clickBody(card, approve, groupie));
     await until("the first approval", () => ephemeralsFor(groupie.id, "C0APPROVE")[0]);
     expect(ephemeralsFor(groupie.id, "C0APPROVE")[0]?.text).toBe("Your approval counts: 1 of 2");
+    expect(isShown(ephemeralsFor(groupie.id, "C0APPROVE")[0])).toBe(true);
     expect(await jobsIn("C0APPROVE")).toHaveLength(0);
 
     await send(clickBody(card, approve, sre2));

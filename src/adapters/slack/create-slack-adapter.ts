@@ -28,7 +28,13 @@ import {
 } from "./create-slack-chat.ts";
 import { fromActionId, renderBlocks } from "./render-blocks.ts";
 import { actionIdPrefix, type SlackSlashCommand, slackBotEvents, slackSlashCommands } from "./slack-api.ts";
-import { fromMention, fromSlashCommand, toConversation, toSlackPrincipal } from "./to-chat-command.ts";
+import {
+  fromMention,
+  fromSlashCommand,
+  toAnswerConversation,
+  toConversation,
+  toSlackPrincipal,
+} from "./to-chat-command.ts";
 import { toSlackLogger } from "./to-slack-logger.ts";
 import { verifySlackSignature } from "./verify-slack-signature.ts";
 
@@ -209,6 +215,7 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
     }
   }
 
+  /** `conversation` is where the person sees the answer, which may differ from where the job's card goes. */
   async function answer(
     conversation: Conversation,
     userId: string,
@@ -261,7 +268,7 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
     const conversation = toConversation(event.channel, event.thread_ts ?? event.ts);
     await track(
       answer(
-        conversation,
+        toAnswerConversation(event.channel, event.thread_ts),
         userId,
         async () =>
           handle({
@@ -289,13 +296,14 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
       const channel = text(body.channel?.id) ?? text(container?.channel_id);
       if (name === undefined || channel === undefined) return;
       const messageTs = text(body.message?.ts) ?? text(container?.message_ts);
-      const threadTs = text(body.message?.thread_ts) ?? messageTs;
+      // Set when the card is a reply, or a thread parent that has replies: a thread that exists.
+      const activeThread = text(body.message?.thread_ts);
       // A job started from a card's button gets its own card in that card's thread.
-      const conversation = toConversation(channel, threadTs);
+      const conversation = toConversation(channel, activeThread ?? messageTs);
       const userId = body.user.id;
       await track(
         answer(
-          conversation,
+          toAnswerConversation(channel, activeThread),
           userId,
           async () =>
             handleAction({

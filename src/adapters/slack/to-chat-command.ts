@@ -63,3 +63,13 @@ export function fromSlackText(text: string): string {
 export function toConversation(channel: string, thread: string | undefined): Conversation {
   return thread === undefined ? { platform: "slack", channel } : { platform: "slack", channel, thread };
 }
+
+/**
+ * Where a private answer goes. Slack shows an ephemeral message posted into a thread only while that
+ * thread already has replies (chat.postEphemeral's `thread_ts`); one posted under a top-level mention or
+ * a card nobody has replied to is shown nowhere. So the answer goes into the thread only when the
+ * request came from one that exists, and otherwise to the channel, where the person is looking.
+ */
+export function toAnswerConversation(channel: string, activeThread: string | undefined): Conversation {
+  return toConversation(channel, activeThread);
+}
