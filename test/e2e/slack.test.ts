@@ -460,24 +460,7 @@ describe("slash commands", () => {
       user: dev.id,
       text: `<@${slack.botUserId}> scale web staging 3`,
     });
-    const event = {
-      token: "legacy-verification-token",
-      team_id: "T0EMULATED",
-      api_app_id: "A0SHIPBOT",
-      type: "event_callback",
-      event_id: `Ev${randomBytes(5).toString("hex").toUpperCase()}`,
-      event_time: Math.floor(Date.now() / 1000),
-      authorizations: [{ team_id: "T0EMULATED", user_id: slack.botUserId, is_bot: true }],
-      event: {
-        type: "app_mention",
-        user: dev.id,
-        text: mention.text,
-        ts: mention.ts,
-        channel: "C0MENTION",
-        event_ts: mention.ts,
-      },
-    };
-    const body = JSON.stringify(event);
+    const body = mentionBody(mention, dev);
     const res = await send(body, { contentType: "application/json" });
     expect(res.status).toBe(200);
     // The Events API retries with the same event_id: still one job.
