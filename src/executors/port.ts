@@ -56,6 +56,11 @@ export interface TargetStatus {
   updated: number;
   available: number;
   rollout: RolloutProgress;
+  /**
+   * The controller reports the rollout past its progress deadline (ProgressDeadlineExceeded): it will not
+   * finish by itself. Absent where the executor cannot tell.
+   */
+  stalled?: boolean;
   /** Annotations written by shipbot (job id, fence), if any. */
   lastJobId: string | undefined;
 }

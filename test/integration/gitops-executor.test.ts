@@ -155,6 +155,15 @@ function startSync(path = PATH): { stop(): Promise<void>; applied: string[] } {
   };
 }
 
+/** Changes the Deployment directly, as a person with kubectl would. */
+async function patchDeployment(body: object): Promise<void> {
+  const apps = loadKubeConfig({ kubeconfigPath: join(dir, "kubeconfig") }).makeApiClient(AppsV1Api);
+  await apps.patchNamespacedDeployment(
+    { name: api.deployment, namespace: api.namespace, body },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+}
+
 const puts = () => gh.requests().filter((r) => r.method === "PUT" && r.path.includes("/contents/"));
 const configCommits = async () =>
   (await github.rest.repos.listCommits({ owner: "acme", repo: "config", sha: "main", per_page: 100 })).data;
@@ -327,6 +336,49 @@ describe("deploy by commit", () => {
     const later = await rejection(executor().deploy(api, image("bbbbbbb"), context("job-new", 9)));
     expect(later.message).toContain("changed after this job's commit");
     expect(puts()).toHaveLength(1);
+  });
+
+  it("stops a retried job when another operation committed after its first attempt began", async () => {
+    sync = startSync();
+    // Job A took fence 1 and died before committing; job B (fence 2) then deployed bbbbbbb.
+    await executor().deploy(api, image("bbbbbbb"), context("job-b", 2));
+    // A comes back with a new lease (fence 3); its first attempt had fence 1.
+    const error = await rejection(
+      executor().deploy(api, image("aaaaaaa"), { ...context("job-a", 3), firstFence: 1 }),
+    );
+    expect(error).toMatchObject({ code: "conflict", retryable: false });
+    expect(error.message).toBe(
+      `another operation (job job-b, fence 2 > 1) changed acme/config/${PATH} after this job first started; this one stops without writing`,
+    );
+    expect(puts()).toHaveLength(1);
+    expect(gh.file(CONFIG, "main", PATH)).toContain('newTag: "bbbbbbb"');
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
+      image("bbbbbbb"),
+    );
+  });
+
+  it("still finishes a retried job whose commit is in, after another operation committed", async () => {
+    sync = startSync();
+    const gitops = executor(fileConfig({ replicasPath: "replicas.0.count" }));
+    // Job A (fence 1) commits its tag and its worker dies; job B (fence 2) then scales through the file.
+    await gitops.deploy(api, image("3f2c1ab"), context("job-a", 1));
+    await gitops.scale(api, 3, context("job-b", 2));
+    const result = await gitops.deploy(api, image("3f2c1ab"), { ...context("job-a", 3), firstFence: 1 });
+    expect(result).toMatchObject({ resumed: true, image: image("3f2c1ab") });
+    expect(puts()).toHaveLength(2);
+  });
+
+  it("fails at the progress deadline, not at the sync timeout, when the new image never becomes ready", async () => {
+    sync = startSync();
+    // 3 emulated seconds: the controller declares the rollout stuck well before the 10 s sync timeout.
+    await patchDeployment({ spec: { progressDeadlineSeconds: 3 } });
+    const started = Date.now();
+    const error = await rejection(executor().deploy(api, image("fail-boot"), context("job-stuck")));
+    expect(error).toMatchObject({ code: "upstream", retryable: false });
+    expect(error.message).toMatch(
+      /^rollout of api in production exceeded its progress deadline: \d of 2 replicas updated, \d available \(the new pods are not becoming available; the old ones keep serving\); the change stays in git$/,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("fails clearly after bounded retries when GitHub is down, having changed nothing", async () => {

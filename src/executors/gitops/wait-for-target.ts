@@ -77,7 +77,18 @@ export async function waitForTarget(options: WaitForTargetOptions): Promise<Targ
       ctx.onProgress(status.rollout);
       return status;
     }
-    const progress = options.applied(status)
+    const applied = options.applied(status);
+    if (applied && status.stalled === true) {
+      // The controller synced the change and the cluster gave up on it: waiting longer cannot help, and
+      // the timeout would wrongly blame the sync.
+      ctx.onProgress(status.rollout);
+      throw new ShipbotError(
+        "upstream",
+        `rollout of ${describe(target)} ${status.rollout.message} (the new pods are not becoming available; the old ones keep serving); the change stays in git`,
+        { retryable: false },
+      );
+    }
+    const progress = applied
       ? status.rollout
       : // Not in the cluster yet: report it as a change the controller has not seen.
         { ...status.rollout, observed: false, done: false, message: `waiting for ${options.waitingFor}` };

@@ -163,7 +163,12 @@ export async function writeConfigChange(
     const ours = history.find((c) => c.jobId === ctx.jobId);
     // Like the Deployment annotation, only the latest writer's token counts.
     const latest = history[0];
-    const newer = latest && latest.jobId !== ctx.jobId && latest.fence > ctx.fence ? latest : undefined;
+    const others = latest && latest.jobId !== ctx.jobId ? latest : undefined;
+    const newer = others && others.fence > ctx.fence ? others : undefined;
+    // A retried job holds a new token; another job that wrote since this one's first attempt began
+    // carries the later request, and writing this one's older value now would undo it.
+    const first = ctx.firstFence ?? ctx.fence;
+    const since = others && others.fence > first ? others : undefined;
     if (ours && current === value) {
       // attempted: this run's own write whose answer was lost (a retried PUT then met its own change).
       return {
@@ -190,6 +195,13 @@ export async function writeConfigChange(
       );
     }
     if (current === value) return { done: { kind: "unchanged", previous: current, value } };
+    if (since) {
+      throw new ShipbotError(
+        "conflict",
+        `another operation (job ${since.jobId}, fence ${since.fence} > ${first}) changed ${full}/${file.path} after this job first started; this one stops without writing`,
+        { retryable: false },
+      );
+    }
     return { write: { current, value } };
   };
 

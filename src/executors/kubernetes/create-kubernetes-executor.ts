@@ -509,7 +509,7 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
     async status(target) {
       const deployment = await read(target);
       const image = requireContainer(target, deployment);
-      const { progress } = toRolloutState(deployment);
+      const { progress, stalled } = toRolloutState(deployment);
       return {
         image,
         revision: revisionOf(deployment),
@@ -517,6 +517,7 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
         updated: progress.updated,
         available: progress.available,
         rollout: progress,
+        stalled,
         lastJobId: deployment.metadata?.annotations?.[annotations.jobId],
       } satisfies TargetStatus;
     },
