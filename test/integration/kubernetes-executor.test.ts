@@ -4,6 +4,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
@@ -52,6 +53,15 @@ function makeExecutor(options: { watch?: boolean; requestTimeoutMs?: number } = 
     pollMs: 20,
     ...options,
   });
+}
+
+/** Changes the Deployment directly, as a person with kubectl would. */
+async function patchDeployment(body: object): Promise<void> {
+  const apps = loadKubeConfig({ kubeconfigPath: join(dir, "kubeconfig") }).makeApiClient(AppsV1Api);
+  await apps.patchNamespacedDeployment(
+    { name: api.deployment, namespace: api.namespace, body },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
 }
 
 beforeEach(async () => {
@@ -149,6 +159,45 @@ describe("deploy", () => {
     expect(error.code).toBe("conflict");
     expect(error.message).toContain("a newer operation owns api in staging");
     expect(emulator.writes("staging", "api")).toBe(1);
+    expect(emulator.deployment("staging", "api").spec.template.spec.containers[0].image).toBe(image("v2"));
+  });
+
+  it("refuses a paused deployment before writing, instead of waiting for a rollout that cannot start", async () => {
+    await patchDeployment({ spec: { paused: true } });
+    const writes = emulator.writes("staging", "api");
+    const ctx = context("job-paused");
+    const bounded = setTimeout(() => ctx.controller.abort(), 3_000);
+    const error = await rejection(executor.deploy(api, image("v2"), ctx));
+    clearTimeout(bounded);
+    expect(error).toMatchObject({ code: "conflict", retryable: false });
+    expect(error.message).toBe(
+      "api in staging is paused; resume it (kubectl rollout resume) before deploying",
+    );
+    expect(emulator.writes("staging", "api")).toBe(writes);
+    expect(emulator.deployment("staging", "api").spec.template.spec.containers[0].image).toBe(image("v1"));
+  });
+
+  it("stops following when the deployment is paused mid-rollout, saying the change waits", async () => {
+    // Enough replicas that the rollout takes many controller steps, so the pause lands in the middle.
+    await executor.scale(api, 8, context("job-more"));
+    const ctx = context("job-paused-later", 2);
+    const bounded = setTimeout(() => ctx.controller.abort(), 3_000);
+    let paused: Promise<void> | undefined;
+    const error = await rejection(
+      executor.deploy(api, image("v2"), {
+        ...ctx,
+        onProgress: (p) => {
+          ctx.progress.push(p);
+          paused ??= patchDeployment({ spec: { paused: true } });
+        },
+      }),
+    );
+    clearTimeout(bounded);
+    await paused;
+    expect(error).toMatchObject({ code: "conflict", retryable: false });
+    expect(error.message).toMatch(
+      /^rollout of api in staging stopped: the deployment was paused \([^)]+\); the change stays applied and rolls out once someone runs kubectl rollout resume$/,
+    );
     expect(emulator.deployment("staging", "api").spec.template.spec.containers[0].image).toBe(image("v2"));
   });
 

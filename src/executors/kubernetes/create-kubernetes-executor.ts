@@ -306,6 +306,15 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
             if (state.progress.done) return { kind: "unchanged" as const, deployment };
             return { kind: "follow" as const, previousImage: current };
           }
+          // A paused Deployment takes the new template but does not roll it out: the job would hold the
+          // target until its timeout and leave a change that ships whenever someone resumes it.
+          if (deployment.spec?.paused) {
+            throw new ShipbotError(
+              "conflict",
+              `${describe(target)} is paused; resume it (kubectl rollout resume) before deploying`,
+              { retryable: false },
+            );
+          }
           assertFence(target, deployment, ctx);
           const patch = {
             metadata: {

@@ -70,7 +70,7 @@ export async function followRollout<D extends DeploymentShape>(options: FollowRo
 
   /** Reports progress; true when finished, throws when stalled. */
   const judge = (deployment: DeploymentShape): boolean => {
-    const { progress, stalled } = toRolloutState(deployment, options.mode);
+    const { progress, stalled, paused } = toRolloutState(deployment, options.mode);
     if (progress.message !== lastMessage) {
       lastMessage = progress.message;
       options.onProgress(progress);
@@ -79,6 +79,14 @@ export async function followRollout<D extends DeploymentShape>(options: FollowRo
       throw new ShipbotError(
         "upstream",
         `rollout of ${target.deployment} in ${target.namespace} ${progress.message} (the new pods are not becoming available; the old ones keep serving)`,
+        { retryable: false },
+      );
+    }
+    // The controller still scales a paused Deployment, so only a rollout waits on the pause.
+    if (paused && options.mode === "rollout") {
+      throw new ShipbotError(
+        "conflict",
+        `rollout of ${target.deployment} in ${target.namespace} stopped: the deployment was paused (${progress.message}); the change stays applied and rolls out once someone runs kubectl rollout resume`,
         { retryable: false },
       );
     }

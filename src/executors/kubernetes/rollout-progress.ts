@@ -11,7 +11,7 @@ export interface DeploymentShape {
     resourceVersion?: string;
     annotations?: Record<string, string>;
   };
-  spec?: { replicas?: number };
+  spec?: { replicas?: number; paused?: boolean };
   status?: {
     observedGeneration?: number;
     replicas?: number;
@@ -25,6 +25,11 @@ export interface RolloutState {
   progress: RolloutProgress;
   /** The Progressing condition says ProgressDeadlineExceeded: the rollout will not finish by itself. */
   stalled: boolean;
+  /**
+   * spec.paused, seen by the controller, with the rollout unfinished: the controller neither moves it nor
+   * applies the progress deadline, so it would wait for ever.
+   */
+  paused: boolean;
 }
 
 /**
@@ -54,6 +59,7 @@ export function toRolloutState(
     return {
       progress: snapshot("waiting for the deployment controller to see the change", false),
       stalled: false,
+      paused: false,
     };
   }
   const progressing = status.conditions?.find((c) => c.type === "Progressing");
@@ -64,6 +70,7 @@ export function toRolloutState(
         false,
       ),
       stalled: true,
+      paused: false,
     };
   }
   let message: string | undefined;
@@ -73,6 +80,12 @@ export function toRolloutState(
   else if (mode === "scale" && (total !== desired || available < desired)) {
     message = `${available} of ${desired} replicas available, ${total} running`;
   }
-  if (message !== undefined) return { progress: snapshot(message, false), stalled: false };
-  return { progress: snapshot(`all ${desired} replicas updated and available`, true), stalled: false };
+  if (message !== undefined) {
+    return { progress: snapshot(message, false), stalled: false, paused: deployment.spec?.paused === true };
+  }
+  return {
+    progress: snapshot(`all ${desired} replicas updated and available`, true),
+    stalled: false,
+    paused: false,
+  };
 }
