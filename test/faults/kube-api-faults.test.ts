@@ -5,7 +5,6 @@
  * watch). Each job ends with the right result and the Deployment is patched once (or not at all).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,47 +17,11 @@ import { type JobState, terminalPhases } from "../../src/core/model.ts";
 import { createKubernetesExecutor, loadKubeConfig } from "../../src/executors/kubernetes/index.ts";
 import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/server.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
 import { createRecordingChat, quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
 
-/** A TCP proxy in front of the emulator, to cut every open connection (watches included) at once. */
-interface Proxy {
-  port: number;
-  dropAll(): number;
-  close(): Promise<void>;
-}
-
-async function startProxy(targetPort: number): Promise<Proxy> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => undefined);
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  return {
-    port: typeof address === "object" && address ? address.port : 0,
-    dropAll() {
-      const count = sockets.size;
-      for (const s of sockets) s.destroy();
-      return count;
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 let emulator: KubeEmulator;
-let proxy: Proxy;
+let proxy: TcpProxy;
 let dir: string;
 let config: Config;
 let runtime: Runtime;
@@ -74,7 +37,7 @@ beforeEach(async () => {
       replicas: 3,
     })),
   });
-  proxy = await startProxy(Number(new URL(emulator.url).port));
+  proxy = await startTcpProxy(Number(new URL(emulator.url).port));
   dir = await mkdtemp(join(tmpdir(), "shipbot-kube-faults-"));
   const kubeconfigPath = join(dir, "kubeconfig");
   // Same kubeconfig, through the proxy: TLS passes through untouched (same host, same certificate).
