@@ -17,18 +17,25 @@ const principal = z
     "must be <platform>:<id> with platform slack, teams or shell, e.g. slack:U024BE7LH",
   );
 
+const replicaMin = z.int().min(0).max(1000);
+const replicaMax = z.int().min(1).max(1000);
+
 const replicaBounds = z
-  .strictObject({
-    min: z.int().min(0).max(1000).default(0),
-    max: z.int().min(1).max(1000).default(50),
-  })
-  .refine((b) => b.min <= b.max, { message: "min must not be greater than max" });
+  .strictObject({ min: replicaMin.default(0), max: replicaMax.default(50) })
+  .refine((b) => b.min <= b.max, { message: "must not be greater than max", path: ["min"] });
+
+/**
+ * An environment's bounds override the service's field by field, so they carry no defaults of their
+ * own: `{ min: 30 }` keeps the service's max. Whether the two fields still fit together is checked
+ * once they are merged (configSchema).
+ */
+const environmentReplicaBounds = z.strictObject({ min: replicaMin.optional(), max: replicaMax.optional() });
 
 const serviceEnvironment = z.strictObject({
   namespace: kubeLabelName,
   deployment: kubeResourceName.optional(),
   container: kubeResourceName.optional(),
-  replicas: replicaBounds.optional(),
+  replicas: environmentReplicaBounds.optional(),
 });
 
 /** Where a service's code lives, so `deploy api production main` names a commit, not only a tag. */
@@ -339,6 +346,31 @@ const doraSettings = z.strictObject({
     .default(24 * 60),
 });
 
+/**
+ * An environment's replica bounds merged over its service's: the field that makes min exceed max, and
+ * a message that names where the other bound comes from (it may be inherited, so not in sight).
+ */
+function checkReplicaBounds(
+  service: string,
+  own: { min: number; max: number },
+  here: { min?: number | undefined; max?: number | undefined } | undefined,
+): { field: "min" | "max"; message: string } | undefined {
+  const min = here?.min ?? own.min;
+  const max = here?.max ?? own.max;
+  if (min <= max) return undefined;
+  if (here?.min === undefined)
+    return {
+      field: "max",
+      message: `must not be less than min (${min}, from services.${service}.replicas.min); set min here too`,
+    };
+  if (here.max === undefined)
+    return {
+      field: "min",
+      message: `must not be greater than max (${max}, from services.${service}.replicas.max); set max here too`,
+    };
+  return { field: "min", message: `must not be greater than max (${max})` };
+}
+
 /** Minutes after a deploy in which a rollback or a critical alert counts it as failed. */
 export function failureWindowMinutes(config: Pick<Config, "dora">): number {
   return config.dora?.failureWindowMinutes ?? 24 * 60;
@@ -365,7 +397,7 @@ export const configSchema = z
   .superRefine((config, ctx) => {
     const envs = new Set(Object.keys(config.environments));
     for (const [name, svc] of Object.entries(config.services)) {
-      for (const env of Object.keys(svc.environments)) {
+      for (const [env, svcEnv] of Object.entries(svc.environments)) {
         if (!envs.has(env)) {
           ctx.addIssue({
             code: "custom",
@@ -373,6 +405,13 @@ export const configSchema = z
             message: `environment "${env}" is not declared under environments (declared: ${[...envs].join(", ") || "none"})`,
           });
         }
+        const clash = checkReplicaBounds(name, svc.replicas, svcEnv.replicas);
+        if (clash)
+          ctx.addIssue({
+            code: "custom",
+            path: ["services", name, "environments", env, "replicas", clash.field],
+            message: clash.message,
+          });
       }
     }
     for (const [name, env] of Object.entries(config.environments)) {
@@ -474,6 +513,9 @@ export function resolveTarget(config: Config, service: string, env: string): Res
     deployment: svcEnv.deployment ?? svc.deployment ?? service,
     container: svcEnv.container ?? svc.container ?? service,
     image: svc.image,
-    replicas: svcEnv.replicas ?? svc.replicas,
+    replicas: {
+      min: svcEnv.replicas?.min ?? svc.replicas.min,
+      max: svcEnv.replicas?.max ?? svc.replicas.max,
+    },
   };
 }
