@@ -3,6 +3,7 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { type Card, createCard } from "../core/card.ts";
 import type { Control } from "../core/command-module.ts";
 import type { Config } from "../core/config.ts";
+import { ShipbotError } from "../core/errors.ts";
 import type { ChatUser } from "../core/model.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
@@ -22,6 +23,77 @@ function describe(hold: Hold): string {
     ? ` until ${new Date(hold.until).toISOString().slice(0, 16).replace("T", " ")} UTC`
     : "";
   return `by ${hold.by}${until}${hold.reason ? `: ${hold.reason}` : ""}`;
+}
+
+/** A freeze in words with its end said even when it has none, for naming one that was replaced. */
+function describeFreezeHold(hold: Hold): string {
+  return hold.until === undefined
+    ? `by ${hold.by} with no end${hold.reason ? `: ${hold.reason}` : ""}`
+    : describe(hold);
+}
+
+/**
+ * Sets a lock or a freeze unless someone else's is in force there, in one step so that two people
+ * acting at once cannot both be told theirs took. Someone else's lock is never replaced; someone
+ * else's freeze only by one that lasts at least as long (no end, or an end not earlier), because a
+ * freeze that anyone could shorten by freezing again would protect nothing. Shortening one takes an
+ * explicit `unfreeze`, whose answer and ledger entry name the holder. The holder's own hold, and one
+ * that has ended by itself, are replaced freely.
+ * Returns "set", or "held"/"replaced" with the hold that was there.
+ */
+const setHoldScript = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local held = cjson.decode(current)
+  local heldUntil = tonumber(held['until'])
+  local inForce = held['byId'] ~= ARGV[3] and (heldUntil == nil or heldUntil > tonumber(ARGV[5]))
+  if inForce then
+    if ARGV[4] == 'lock' then return {'held', current} end
+    local newUntil = tonumber(ARGV[6])
+    if newUntil ~= nil and (heldUntil == nil or newUntil < heldUntil) then return {'held', current} end
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return {'replaced', current}
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {'set'}
+`;
+
+type HoldRedis = Redis & {
+  shipbotSetHold(
+    hash: string,
+    field: string,
+    hold: string,
+    byId: string,
+    kind: "lock" | "freeze",
+    now: number,
+    until: string,
+  ): Promise<[string, string?]>;
+};
+
+/** Sets `hold` at `field` of `hash` by the rule above; `previous` is the other person's hold it met. */
+async function setHold(
+  redis: Redis,
+  hash: string,
+  field: string,
+  hold: Hold,
+  kind: "lock" | "freeze",
+  now: number,
+): Promise<{ outcome: "set" | "held" | "replaced"; previous?: Hold }> {
+  const r = redis as HoldRedis;
+  if (typeof r.shipbotSetHold !== "function")
+    redis.defineCommand("shipbotSetHold", { numberOfKeys: 1, lua: setHoldScript });
+  const [outcome, raw] = await r.shipbotSetHold(
+    hash,
+    field,
+    JSON.stringify(hold),
+    hold.byId,
+    kind,
+    now,
+    hold.until === undefined ? "" : String(hold.until),
+  );
+  const result = { outcome: outcome as "set" | "held" | "replaced" };
+  return raw === undefined ? result : { ...result, previous: JSON.parse(raw) as Hold };
 }
 
 export interface ControlDeps {
@@ -53,16 +125,13 @@ export async function applyControl(
     case "lock": {
       if (control.reason) hold.reason = control.reason;
       const field = `${control.service}:${control.env}`;
-      const existing = await redis.hget(keys.locks, field);
-      if (existing) {
-        const current = JSON.parse(existing) as Hold;
-        if (current.byId !== user.id)
-          return createCard(
-            "warning",
-            `${field.replace(":", " in ")} is already locked ${describe(current)}`,
-          );
-      }
-      await redis.hset(keys.locks, field, JSON.stringify(hold));
+      const set = await setHold(redis, keys.locks, field, hold, "lock", now);
+      // A refusal like any other: the person is told whose lock it is, and the ledger records it refused.
+      if (set.previous && set.outcome === "held")
+        throw new ShipbotError(
+          "conflict",
+          `${control.service === "*" ? "every service" : control.service} in ${control.env} is already locked ${describe(set.previous)}; to take it over, \`unlock ${control.service} ${control.env}\` first`,
+        );
       await audit.append("lock", {
         actor: user.id,
         service: control.service,
@@ -103,38 +172,73 @@ export async function applyControl(
     case "freeze": {
       if (control.reason) hold.reason = control.reason;
       if (control.until !== undefined) hold.until = control.until;
-      await redis.hset(keys.freezes, control.env, JSON.stringify(hold));
+      const set = await setHold(redis, keys.freezes, control.env, hold, "freeze", now);
+      if (set.previous && set.outcome === "held")
+        throw new ShipbotError(
+          "conflict",
+          `${control.env} is already frozen ${describeFreezeHold(set.previous)}; a freeze can be extended, not shortened: \`unfreeze ${control.env}\` first`,
+        );
+      // Someone else's freeze, extended: the answer and the ledger say whose it was and when it was to end.
+      const replaced = set.outcome === "replaced" ? set.previous : undefined;
       await audit.append("freeze", {
         actor: user.id,
         env: control.env,
         until: control.until,
         reason: control.reason,
+        replaced: replaced?.byId,
+        replacedUntil: replaced ? (replaced.until ?? "none") : undefined,
+        replacedReason: replaced?.reason,
       });
       return createCard("warning", `🧊 Froze ${control.env} ${describe(hold)}`, [
+        ...(replaced ? [`It replaces the freeze ${describeFreezeHold(replaced)}.`] : []),
         "Deploys and scaling wait; rollbacks still run.",
       ]);
     }
     case "unfreeze": {
-      const removed = await redis.hdel(keys.freezes, control.env);
-      if (removed === 0) return createCard("info", `${control.env} was not frozen`);
-      await audit.append("unfreeze", { actor: user.id, env: control.env });
+      // Read and removed in one transaction, so the holder named is the one whose freeze ended.
+      const replies = await redis
+        .multi()
+        .hget(keys.freezes, control.env)
+        .hdel(keys.freezes, control.env)
+        .exec();
+      const failed = replies?.find(([error]) => error)?.[0];
+      if (failed) throw failed;
+      const existing = replies?.[0]?.[1] as string | null | undefined;
+      if (!replies?.[1]?.[1]) return createCard("info", `${control.env} was not frozen`);
+      // Someone else's freeze, still in force: say whose it was, as unlock does for a lock.
+      const holder = existing ? (JSON.parse(existing) as Hold) : undefined;
+      const others =
+        holder !== undefined && holder.byId !== user.id && (holder.until === undefined || holder.until > now)
+          ? holder
+          : undefined;
+      await audit.append("unfreeze", { actor: user.id, env: control.env, holder: others?.byId });
       for (const service of targets("*", control.env)) await ops.wakeLine(service, control.env);
-      return createCard("success", `Unfroze ${control.env}`);
+      return createCard(
+        "success",
+        `Unfroze ${control.env}`,
+        others ? [`It was frozen ${describeFreezeHold(others)}.`] : [],
+      );
     }
   }
 }
 
-/** Locks and ad hoc freezes in force, for `queue`. */
-export async function listHolds(redis: Redis, keys: Keys, now: number): Promise<string[]> {
+/**
+ * Locks and ad hoc freezes in force, for `queue`; with `only`, those of that environment, matched by
+ * the environment they hold (a lock's field, a freeze's key), never by the words of their reasons.
+ */
+export async function listHolds(redis: Redis, keys: Keys, now: number, only?: string): Promise<string[]> {
   const [locks, freezes] = await Promise.all([redis.hgetall(keys.locks), redis.hgetall(keys.freezes)]);
   const lines: string[] = [];
   for (const [field, raw] of Object.entries(locks)) {
+    // "<service|*>:<env>": neither name may contain a colon.
     const [service, env] = field.split(":");
+    if (only !== undefined && env !== only) continue;
     lines.push(
       `🔒 ${service === "*" ? "every service" : service} in ${env} locked ${describe(JSON.parse(raw) as Hold)}`,
     );
   }
   for (const [env, raw] of Object.entries(freezes)) {
+    if (only !== undefined && env !== only) continue;
     const hold = JSON.parse(raw) as Hold;
     if (hold.until === undefined || hold.until > now) lines.push(`🧊 ${env} frozen ${describe(hold)}`);
   }

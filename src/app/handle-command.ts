@@ -214,8 +214,7 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
         `Queue${query.env ? ` for ${query.env}` : ""}: ${states.length} job(s)`,
       );
       // Locks and freezes block jobs, so they are part of the queue's story.
-      const holds = await listHolds(deps.redis, deps.keys, now());
-      card.lines.push(...holds.filter((h) => query.env === undefined || h.includes(` ${query.env} `)));
+      card.lines.push(...(await listHolds(deps.redis, deps.keys, now(), query.env)));
       if (states.length === 0) card.lines.push("Nothing running or waiting.");
       const durations = await readDurations(deps.redis, deps.keys, states);
       for (const line of describeQueue(states, durations, now())) card.lines.push(line);

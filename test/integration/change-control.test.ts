@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Config, configSchema } from "../../src/core/config.ts";
 import { activeFreeze } from "../../src/core/freeze-windows.ts";
-import { chatCommand, demoUser, loadExampleConfig, sreUser } from "../helpers/example-config.ts";
+import { chatCommand, demoUser, loadExampleConfig, sre, sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
@@ -46,12 +46,24 @@ describe("locks and freezes", () => {
     await t.waitForPhase(blocked.jobIds[0] as string, ["succeeded"]);
   });
 
-  it("answers a lock of a locked target with who holds it and why, and an unlock or unfreeze of nothing plainly", async () => {
+  it("refuses a lock of a target someone else holds, naming them and why, and records it refused; an unlock or unfreeze of nothing is answered plainly", async () => {
     const gated = createGatedExecutor();
     t = await startTestRuntime({ executor: gated.executor });
     await t.runtime.handle(chatCommand("/lock api staging db migration running"));
     const second = await t.runtime.handle(chatCommand("/lock api staging hotfix", someone));
-    expect(second.card?.title).toBe("api in staging is already locked by demo: db migration running");
+    // Refused like any other command (the piped demo counts it and exits non-zero).
+    expect(second.ok).toBe(false);
+    expect(second.error?.code).toBe("conflict");
+    expect(second.card?.title).toBe(
+      "api in staging is already locked by demo: db migration running; to take it over, `unlock api staging` first",
+    );
+    const [refusal] = await t.runtime.audit.recent(1);
+    expect(refusal?.type).toBe("command.refused");
+    expect(refusal?.fields).toMatchObject({
+      actor: "slack:U0DEMO0001",
+      code: "conflict",
+      reason: second.error?.message,
+    });
     // The holder's lock and reason stand.
     const queue = await t.runtime.handle(chatCommand("/queue staging"));
     expect(queue.card?.lines).toContain("🔒 api in staging locked by demo: db migration running");
@@ -82,6 +94,82 @@ describe("locks and freezes", () => {
     // Their own lock needs no such line.
     await t.runtime.handle(chatCommand("/lock api staging again"));
     expect((await t.runtime.handle(chatCommand("/unlock api staging"))).card?.lines).toEqual([]);
+  });
+
+  it("gives a target that two people lock at the same moment to one of them and refuses the other", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    const replies = await Promise.all([
+      t.runtime.handle(chatCommand("/lock web staging mine")),
+      t.runtime.handle(chatCommand("/lock web staging no, mine", someone)),
+    ]);
+    expect(replies.map((r) => r.ok).sort()).toEqual([false, true]);
+    const winner = replies.find((r) => r.ok) === replies[0] ? "demo: mine" : "dev-1: no, mine";
+    const queue = await t.runtime.handle(chatCommand("/queue staging"));
+    expect(queue.card?.lines).toContain(`🔒 web in staging locked by ${winner}`);
+  });
+
+  it("lets someone else's freeze be extended but not shortened, and names whose freeze was replaced or ended", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    const sre2 = sre(2);
+    await t.runtime.handle(chatCommand("/freeze staging release train", sreUser));
+    // An indefinite freeze cannot be shortened to an hour by someone else freezing again.
+    const shorter = await t.runtime.handle(chatCommand("/freeze staging 1h hotfix window", sre2));
+    expect(shorter.ok).toBe(false);
+    expect(shorter.error?.message).toBe(
+      "staging is already frozen by sre-1 with no end: release train; a freeze can be extended, not shortened: `unfreeze staging` first",
+    );
+    expect((await t.runtime.audit.recent(1))[0]?.type).toBe("command.refused");
+    let queue = await t.runtime.handle(chatCommand("/queue staging"));
+    expect(queue.card?.lines).toContain("🧊 staging frozen by sre-1: release train");
+
+    // Its holder may shorten their own.
+    const own = await t.runtime.handle(chatCommand("/freeze staging 2h release train", sreUser));
+    expect(own.card?.lines).toEqual(["Deploys and scaling wait; rollbacks still run."]);
+    const ownEnd = (await t.runtime.audit.recent(1))[0]?.fields.until;
+
+    // Someone else may extend it: the answer and the ledger name the freeze it replaced and its end.
+    const longer = await t.runtime.handle(chatCommand("/freeze staging 1d payments migration", sre2));
+    expect(longer.card?.title).toMatch(/^🧊 Froze staging by sre-2 until .* UTC: payments migration$/);
+    expect(longer.card?.lines).toEqual([
+      expect.stringMatching(
+        /^It replaces the freeze by sre-1 until \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC: release train\.$/,
+      ),
+      "Deploys and scaling wait; rollbacks still run.",
+    ]);
+    const [freeze] = await t.runtime.audit.recent(1);
+    expect(freeze?.type).toBe("freeze");
+    expect(freeze?.fields).toMatchObject({
+      actor: sre2.id,
+      replaced: sreUser.id,
+      replacedUntil: ownEnd,
+      replacedReason: "release train",
+    });
+
+    // Ending someone else's freeze says whose it was, as unlock does for a lock.
+    const ended = await t.runtime.handle(chatCommand("/unfreeze staging", sreUser));
+    expect(ended.card?.lines).toEqual([
+      expect.stringMatching(/^It was frozen by sre-2 until .* UTC: payments migration\.$/),
+    ]);
+    const [unfreeze] = await t.runtime.audit.recent(1);
+    expect(unfreeze?.fields).toMatchObject({ actor: sreUser.id, holder: sre2.id });
+    queue = await t.runtime.handle(chatCommand("/queue staging"));
+    expect(queue.card?.lines.some((l) => l.startsWith("🧊"))).toBe(false);
+  });
+
+  it("lists under `queue <env>` the locks and freezes of that environment only, whatever their reasons say", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    await t.runtime.handle(chatCommand("/lock api production waiting for the staging soak", sreUser));
+    await t.runtime.handle(chatCommand("/freeze production 2h until staging is green", sreUser));
+    await t.runtime.handle(chatCommand("/lock web staging schema change"));
+    const holds = async (env: string) =>
+      ((await t?.runtime.handle(chatCommand(`/queue ${env}`)))?.card?.lines ?? []).filter((l) =>
+        /^(🔒|🧊)/u.test(l),
+      );
+    expect(await holds("staging")).toEqual(["🔒 web in staging locked by demo: schema change"]);
+    expect(await holds("production")).toEqual([
+      "🔒 api in production locked by sre-1: waiting for the staging soak",
+      expect.stringMatching(/^🧊 production frozen by sre-1 until .* UTC: until staging is green$/),
+    ]);
   });
 
   it("lets only rollbacks run in a frozen environment, until unfreeze", async () => {
