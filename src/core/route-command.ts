@@ -1,3 +1,4 @@
+import { serviceListArg } from "./args.ts";
 import type { CommandContext, CommandModule, CommandResult } from "./command-module.ts";
 import { type Config, type Permission, resolveTarget } from "./config.ts";
 import { ShipbotError } from "./errors.ts";
@@ -150,6 +151,36 @@ function refuseBareValueFlag(module: CommandModule, flags: Tokens["flags"]): voi
 }
 
 /**
+ * A list of services typed with spaces around its commas (`deploy api, web staging v2`) arrives as several
+ * words, so the list ends in a comma and its other services land in the next arguments. It is refused with
+ * the list written as it should be rather than joined silently: after a dangling comma the next word may be
+ * the environment (`deploy api, staging v2` most likely means `api` alone), and that guess must not decide
+ * what runs. Checked only once a command is refused anyway, so the accept path pays nothing for it.
+ */
+function refuseSpacedList(module: CommandModule, words: string[], config: Config): void {
+  const at = module.positional.findIndex((name) => module.schema.shape[name] === serviceListArg);
+  const first = words[at];
+  if (at === -1 || first === undefined) return;
+  let list = first;
+  let next = at + 1;
+  for (let word = words[next]; word !== undefined; word = words[++next]) {
+    // A comma on either side of the space continues the list, unless what follows is plainly the environment.
+    if (!list.endsWith(",") && !word.startsWith(",")) break;
+    const isEnvironment = Object.hasOwn(config.environments, word) && !Object.hasOwn(config.services, word);
+    if (isEnvironment) break;
+    list += word;
+  }
+  const names = list.split(",").filter((name) => name !== "");
+  if (next > at + 1)
+    throw usageError(module, `write the list of services without spaces: \`${names.join(",")}\``);
+  if (first.endsWith(",") && names.length > 0)
+    throw usageError(
+      module,
+      `\`${first}\` ends with a comma: drop it, or name the next service right after it, without a space`,
+    );
+}
+
+/**
  * Text → validated arguments → permission check → the command's pure handler. Pure: no I/O, no clock
  * (the caller passes `now`). Every refusal is a ShipbotError whose message is fit for chat.
  */
@@ -170,11 +201,14 @@ export function routeCommand(
     );
   }
 
+  // The words as typed, before a free-text tail is joined into one (for refuseSpacedList).
+  const words = tokens.positional;
   if (module.rest && tokens.positional.length > module.positional.length) {
     const keep = module.positional.length - 1;
     tokens.positional = [...tokens.positional.slice(0, keep), tokens.positional.slice(keep).join(" ")];
   }
   if (tokens.positional.length > module.positional.length) {
+    refuseSpacedList(module, words, config);
     refuseBareValueFlag(module, tokens.flags);
     const extra = tokens.positional.slice(module.positional.length).join(" ");
     throw usageError(
@@ -200,6 +234,7 @@ export function routeCommand(
 
   const parsed = module.schema.safeParse(raw);
   if (!parsed.success) {
+    refuseSpacedList(module, words, config);
     refuseBareValueFlag(module, tokens.flags);
     const issue = parsed.error.issues[0];
     const field = String(issue?.path[0] ?? "argument");

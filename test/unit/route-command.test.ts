@@ -84,6 +84,32 @@ describe("routeCommand", () => {
     );
   });
 
+  it("answers a list of services typed with spaces after its commas with the list written as it should be", () => {
+    const spaced = refusal("/deploy api, web staging v2");
+    expect(spaced.code).toBe("usage");
+    expect(spaced.message).toBe("write the list of services without spaces: `api,web`");
+    expect(spaced.hint).toMatch(/^usage: deploy /);
+    expect(refusal("/deploy api ,web staging v2").message).toBe(
+      "write the list of services without spaces: `api,web`",
+    );
+    expect(refusal("/deploy api , web staging v2 --dry-run").message).toBe(
+      "write the list of services without spaces: `api,web`",
+    );
+    // Three names make more words than rollback takes: still the list, not "too many arguments".
+    expect(refusal("/rollback api, web, worker staging").message).toBe(
+      "write the list of services without spaces: `api,web,worker`",
+    );
+    // A comma before the environment is left dangling: which services were meant is not guessed.
+    expect(refusal("/deploy api, staging v2").message).toBe(
+      "`api,` ends with a comma: drop it, or name the next service right after it, without a space",
+    );
+    // Written without spaces it is the fan-out it was meant to be.
+    expect(route("/deploy api,web staging v2").result).toMatchObject({
+      type: "jobs",
+      jobs: [{ target: { service: "api" } }, { target: { service: "web" } }],
+    });
+  });
+
   it("checks replica counts: whole numbers within the target's bounds", () => {
     expect(route("scale api staging 4").result).toMatchObject({
       type: "jobs",
