@@ -278,61 +278,71 @@ const labelMatcher = z.union([
 ]);
 
 /** Alert routing, correlation and incident mode (src/alerts); the same shape as src/alerts/alerts-config.ts. */
-export const alertsConfigSchema = z.strictObject({
-  /** Every route whose labels all match sends the group to its channels; none matching: `default`. */
-  routes: z
-    .array(
-      z.strictObject({
-        match: z.record(labelName, labelMatcher),
-        channels: z.array(channelRef).min(1),
-      }),
-    )
-    .default([]),
-  default: z.array(channelRef).default([]),
-  /** Deploys of the alert's service×environment this long before it fired are named on its card. */
-  correlationWindowMinutes: z
-    .int()
-    .min(1)
-    .max(7 * 24 * 60)
-    .default(60),
-  /** A firing alert at or above this severity puts its service×environment in incident mode (rollbacks only). */
-  incidentSeverity: z.string().min(1).max(64).default("critical"),
-  /** Severities from lowest to highest; unknown ones rank below all. */
-  severities: z.array(z.string().min(1).max(64)).min(1).default(["info", "warning", "error", "critical"]),
-  /** How long the Silence button silences the group in Alertmanager. */
-  silenceMinutes: z
-    .int()
-    .min(1)
-    .max(30 * 24 * 60)
-    .default(60),
-  /** Which alert labels name the service, the environment and the severity. */
-  labels: z
-    .strictObject({
-      service: labelName.default("service"),
-      env: labelName.default("env"),
-      severity: labelName.default("severity"),
-    })
-    .default({ service: "service", env: "env", severity: "severity" }),
-  /** Times on cards ("firing since 14:02") are shown in this IANA zone. */
-  timeZone: z
-    .string()
-    .refine(
-      (tz) => {
-        try {
-          new Intl.DateTimeFormat("en-US", { timeZone: tz });
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { message: "must be an IANA time zone such as Europe/Berlin or UTC" },
-    )
-    .default("UTC"),
-  /** Alerts listed one by one on a card; the rest are counted. */
-  maxAlertsShown: z.int().min(1).max(20).default(5),
-  /** Changes to a card within this long are rendered as one edit (a critical group's first post is immediate). */
-  updateDelayMs: z.int().min(0).max(60_000).default(2_000),
-});
+export const alertsConfigSchema = z
+  .strictObject({
+    /** Every route whose labels all match sends the group to its channels; none matching: `default`. */
+    routes: z
+      .array(
+        z.strictObject({
+          match: z.record(labelName, labelMatcher),
+          channels: z.array(channelRef).min(1),
+        }),
+      )
+      .default([]),
+    default: z.array(channelRef).default([]),
+    /** Deploys of the alert's service×environment this long before it fired are named on its card. */
+    correlationWindowMinutes: z
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .default(60),
+    /** A firing alert at or above this severity puts its service×environment in incident mode (rollbacks only). */
+    incidentSeverity: z.string().min(1).max(64).default("critical"),
+    /** Severities from lowest to highest; unknown ones rank below all. */
+    severities: z.array(z.string().min(1).max(64)).min(1).default(["info", "warning", "error", "critical"]),
+    /** How long the Silence button silences the group in Alertmanager. */
+    silenceMinutes: z
+      .int()
+      .min(1)
+      .max(30 * 24 * 60)
+      .default(60),
+    /** Which alert labels name the service, the environment and the severity. */
+    labels: z
+      .strictObject({
+        service: labelName.default("service"),
+        env: labelName.default("env"),
+        severity: labelName.default("severity"),
+      })
+      .default({ service: "service", env: "env", severity: "severity" }),
+    /** Times on cards ("firing since 14:02") are shown in this IANA zone. */
+    timeZone: z
+      .string()
+      .refine(
+        (tz) => {
+          try {
+            new Intl.DateTimeFormat("en-US", { timeZone: tz });
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: "must be an IANA time zone such as Europe/Berlin or UTC" },
+      )
+      .default("UTC"),
+    /** Alerts listed one by one on a card; the rest are counted. */
+    maxAlertsShown: z.int().min(1).max(20).default(5),
+    /** Changes to a card within this long are rendered as one edit (a critical group's first post is immediate). */
+    updateDelayMs: z.int().min(0).max(60_000).default(2_000),
+  })
+  .superRefine((alerts, ctx) => {
+    // A threshold outside the list ranks below nothing and above nothing: incident mode would never start.
+    if (!alerts.severities.includes(alerts.incidentSeverity))
+      ctx.addIssue({
+        code: "custom",
+        path: ["incidentSeverity"],
+        message: `"${alerts.incidentSeverity}" is not one of alerts.severities (${alerts.severities.join(", ")}): incident mode would never start; name one of them, or add it to the list`,
+      });
+  });
 
 const doraSettings = z.strictObject({
   /**

@@ -34,4 +34,12 @@ describe("configuration errors", () => {
       /^ {2}people\.U0DEMO0001 \(line \d+\): the name "U0DEMO0001" must be <platform>:<id> with platform slack, teams or shell, e.g\. slack:U024BE7LH$/m,
     );
   });
+
+  it("refuses an incident severity that is not among the severities, which would never start incident mode", () => {
+    const file = `${example}\nalerts:\n  severities: [low, high, page]\n`;
+    expect(() => parseConfig(file, "shipbot.yaml")).toThrow(
+      /alerts\.incidentSeverity.*"critical" is not one of alerts\.severities \(low, high, page\): incident mode would never start/,
+    );
+    expect(() => parseConfig(`${file}  incidentSeverity: page\n`, "shipbot.yaml")).not.toThrow();
+  });
 });
