@@ -23,6 +23,11 @@ export interface StoredAlert {
   summary?: string;
   startsAt: number;
   endsAt: number;
+  /**
+   * Severe enough, with a service and environment, to put its target in incident mode while it fires.
+   * Absent on alerts stored by versions before it was kept.
+   */
+  incident?: boolean;
 }
 
 export interface AlertGroupMark {
@@ -36,6 +41,11 @@ export interface AlertGroupState {
   seq: number;
   meta: AlertGroupMeta;
   alerts: Array<StoredAlert & { fingerprint: string }>;
+  /**
+   * Alerts of the group Alertmanager left out of its latest notification (`max_alerts`): the card can
+   * only count them, not list them.
+   */
+  truncated: number;
   ack?: AlertGroupMark;
   silence?: AlertGroupMark & { id: string; until: number };
 }
@@ -53,6 +63,7 @@ export function fromGroupHash(cardId: string, hash: Record<string, string>): Ale
     seq: Number(hash.seq ?? 0),
     meta: JSON.parse(hash.meta) as AlertGroupMeta,
     alerts,
+    truncated: Number(hash.truncated ?? 0) || 0,
   };
   if (hash.ack) state.ack = JSON.parse(hash.ack) as AlertGroupMark;
   if (hash.silence) state.silence = JSON.parse(hash.silence) as NonNullable<AlertGroupState["silence"]>;

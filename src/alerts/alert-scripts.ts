@@ -6,16 +6,21 @@ import { auditAppendLua } from "../audit/audit-lua.ts";
  * would be an older delivery arriving late). When something changed it bumps the group's sequence and
  * marks the card in the notifier's set (ZADD LT: an earlier mark wins).
  *
+ * How many alerts Alertmanager left out (`max_alerts`) is kept as the group's `truncated` field; a new
+ * count changes the card even when every alert sent is a repeat, but is not an alert change.
+ *
  * KEYS: group hash, cards set. ARGV: card id, meta JSON, delay for a new card, delay for an update,
- * ttl seconds, then triples of fingerprint, signature, alert JSON.
+ * ttl seconds, alerts left out, then triples of fingerprint, signature, alert JSON.
  * Returns { changed alerts, seq, 1 if the group is new }.
  */
 export const groupScript = `
 local group, cards = KEYS[1], KEYS[2]
 local cardId, meta, newDelay, updateDelay, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local truncated = ARGV[6]
 local isNew = redis.call('EXISTS', group) == 0
 local changed = 0
-for i = 6, #ARGV, 3 do
+local truncatedChanged = (redis.call('HGET', group, 'truncated') or '0') ~= truncated
+for i = 7, #ARGV, 3 do
   local fp, sig, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local old = redis.call('HGET', group, 's:' .. fp)
   if old ~= sig then
@@ -31,10 +36,10 @@ for i = 6, #ARGV, 3 do
     end
   end
 end
-if changed == 0 then
+if changed == 0 and not truncatedChanged then
   return { 0, tonumber(redis.call('HGET', group, 'seq') or '0'), 0 }
 end
-redis.call('HSET', group, 'meta', meta)
+redis.call('HSET', group, 'meta', meta, 'truncated', truncated)
 local seq = redis.call('HINCRBY', group, 'seq', 1)
 redis.call('EXPIRE', group, ttl)
 local t = redis.call('TIME')

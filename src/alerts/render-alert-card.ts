@@ -143,6 +143,8 @@ export function renderAlertCard(
   }
   const more = group.alerts.length - listed.length;
   if (more > 0) card.lines.push(`… and ${more} more`);
+  // Alertmanager's max_alerts cut these from the notification: neither their status nor labels are known.
+  if (group.truncated > 0) card.lines.push(`+ ${group.truncated} more not sent by Alertmanager`);
 
   const last = correlation?.recent[0];
   if (last) {
@@ -155,7 +157,10 @@ export function renderAlertCard(
     card.lines.push(
       `Since then: rolled back to ${changed.version} by ${changed.by}, ${ago(changed.at, options.now)}`,
     );
-  if (isFiring && meta.critical && target)
+  // Incident mode follows each firing severe alert, not the group's highest severity: a critical alert
+  // that resolved while a warning still fires has already lifted it. Alerts stored before the flag was
+  // kept fall back to the group's severity.
+  if (target && firing.some((a) => a.incident ?? meta.critical))
     card.lines.push(`${target} is now rollback-only until this resolves`);
   if (group.ack)
     card.lines.push(`Acknowledged by ${group.ack.by} at ${clock(group.ack.at, options.timeZone)}`);

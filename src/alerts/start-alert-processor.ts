@@ -54,7 +54,23 @@ function clip(text: string, max: number): string {
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
 
-function toStoredAlert(alert: WebhookPayload["alerts"][number]): StoredAlert {
+/**
+ * The service×environment an alert puts in incident mode while it fires, if any. The incident script and
+ * the card's "rollback-only" line both follow this, so the card says what the acquire script enforces.
+ */
+function toIncidentTarget(
+  config: AlertsConfig,
+  payload: WebhookPayload,
+  alert: WebhookPayload["alerts"][number],
+): { service: string; env: string; labels: Record<string, string> } | undefined {
+  const labels = { ...payload.commonLabels, ...alert.labels };
+  const service = labels[config.labels.service];
+  const env = labels[config.labels.env];
+  if (!service || !env || !isIncidentSeverity(config, labels[config.labels.severity])) return undefined;
+  return { service, env, labels };
+}
+
+function toStoredAlert(alert: WebhookPayload["alerts"][number], incident: boolean): StoredAlert {
   const labels: Record<string, string> = {};
   for (const [name, value] of Object.entries(alert.labels).slice(0, maxLabelsKept))
     labels[clip(name, 64)] = clip(value, 120);
@@ -63,6 +79,7 @@ function toStoredAlert(alert: WebhookPayload["alerts"][number]): StoredAlert {
     labels,
     startsAt: toEpochMs(alert.startsAt),
     endsAt: alert.status === "resolved" ? toEpochMs(alert.endsAt) : 0,
+    incident,
   };
   const summary = alert.annotations.summary ?? alert.annotations.description;
   if (summary) stored.summary = clip(summary, 200);
@@ -86,6 +103,28 @@ function highestSeverity(config: AlertsConfig, payload: WebhookPayload): string 
       best = s;
   }
   return best;
+}
+
+/**
+ * One inbox entry's payload, validated again: it crossed a process boundary and may have been written by
+ * another version of shipbot during a rolling upgrade (another field, another encoding, another shape).
+ * Never throws, so one bad entry cannot stop the ones after it.
+ */
+function parseInboxEntry(fields: string[]): { payload: WebhookPayload } | { problem: string } {
+  let raw: string | undefined;
+  // Field names and values alternate; a value may itself be "p", so only even positions are names.
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "p") raw = fields[i + 1];
+  if (raw === undefined) return { problem: "no payload field" };
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { problem: "payload is not JSON" };
+  }
+  const parsed = webhookPayloadSchema.safeParse(json);
+  if (!parsed.success)
+    return { problem: `not a v4 notification at ${parsed.error.issues[0]?.path.join(".") || "(root)"}` };
+  return { payload: parsed.data };
 }
 
 function formatClock(ms: number, timeZone: string): string {
@@ -122,7 +161,11 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
     const critical = isIncidentSeverity(config, severity);
     const triples: string[] = [];
     for (const alert of payload.alerts)
-      triples.push(alert.fingerprint, signature(alert), JSON.stringify(toStoredAlert(alert)));
+      triples.push(
+        alert.fingerprint,
+        signature(alert),
+        JSON.stringify(toStoredAlert(alert, toIncidentTarget(config, payload, alert) !== undefined)),
+      );
     let changed = 0;
     let created = 0;
     // Every routed channel sees the same alerts: one that changed none of them was a repeat.
@@ -160,6 +203,7 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
         critical ? 0 : config.updateDelayMs,
         config.updateDelayMs,
         ttlSeconds,
+        payload.truncatedAlerts,
         ...triples,
       );
       changed += count;
@@ -206,10 +250,9 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
 
   async function applyIncidents(payload: WebhookPayload): Promise<void> {
     for (const alert of payload.alerts) {
-      const all = { ...payload.commonLabels, ...alert.labels };
-      const service = all[config.labels.service];
-      const env = all[config.labels.env];
-      if (!service || !env || !isIncidentSeverity(config, all[config.labels.severity])) continue;
+      const target = toIncidentTarget(config, payload, alert);
+      if (!target) continue;
+      const { service, env, labels: all } = target;
       const since = toEpochMs(alert.startsAt) || Date.now();
       const incident = {
         alert: all.alertname ?? "alert",
@@ -234,19 +277,18 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
   async function handleEntries(reader: Redis, entries: Array<[string, string[]]>): Promise<void> {
     for (const [id, fields] of entries) {
       if (stopped) return;
-      const raw = fields[fields.indexOf("p") + 1];
-      // Parsed again: the entry crossed a process boundary and may come from an older version.
-      const parsed = raw === undefined ? undefined : webhookPayloadSchema.safeParse(JSON.parse(raw));
-      if (parsed?.success) {
+      const entry = parseInboxEntry(fields);
+      if ("payload" in entry) {
         try {
-          await apply(parsed.data);
+          await apply(entry.payload);
         } catch (error) {
           // Left pending: another reader (or this one, after claimIdleMs) takes it over.
           log.warn({ err: error, entry: id }, "could not apply an alert notification; will retry");
           continue;
         }
       } else {
-        log.error({ entry: id }, "unreadable entry in the alert inbox; dropping it");
+        // Retrying cannot make it readable, and left pending it would hold up the entries after it.
+        log.error({ entry: id, reason: entry.problem }, "unreadable entry in the alert inbox; dropping it");
       }
       await reader.multi().xack(alertKeys.inbox, groupName, id).xdel(alertKeys.inbox, id).exec();
     }

@@ -317,6 +317,31 @@ describe("POST /hooks/alertmanager", () => {
   });
 });
 
+describe("the alert inbox", () => {
+  it("drops an entry it cannot read and goes on with the notifications after it", async () => {
+    const { inbox } = createAlertKeys(runtime.keys);
+    const key = newGroupKey("AfterBadEntry");
+    const common = { alertname: "AfterBadEntry", severity: "warning" };
+    const good = JSON.stringify(payload(key, common, [alert("b1", { ...common, instance: "n1" })]));
+    // What another version of shipbot might have written during a rolling upgrade, stored in one
+    // transaction with a good notification so that one reader gets them all in one batch.
+    await redis
+      .multi()
+      .xadd(inbox, "*", "p", good.slice(0, 40)) // not JSON
+      .xadd(inbox, "*", "v", "2", "payload", good) // another field name
+      .xadd(inbox, "*", "p", JSON.stringify({ version: "5" })) // another shape
+      .xadd(inbox, "*", "p", good)
+      .exec();
+    const card = await until("the card of the notification after the bad entries", () =>
+      cardOf(key, "alerts"),
+    );
+    expect(textOf(latest(card))).toContain("1 firing");
+    // The bad entries are gone rather than pending for ever.
+    await inboxIdle();
+    expect(await redis.xpending(inbox, "alerts")).toEqual([0, null, null, null]);
+  });
+});
+
 describe("alert groups", () => {
   it("keeps one card per group: updates it, ignores redeliveries and repeats, resolves it in place", async () => {
     const key = newGroupKey("DiskFull");
@@ -364,6 +389,43 @@ describe("alert groups", () => {
     expect((await deduplicated()) - lateBefore).toBe(3);
     const cardId = toAlertCardId(key, "shell", "alerts");
     expect(chat.messages.filter((m) => m.versions.some((v) => v.footer?.includes(cardId)))).toHaveLength(1);
+  });
+
+  it("counts the alerts Alertmanager left out (max_alerts), across resends of the group", async () => {
+    const key = newGroupKey("PodCrashLooping");
+    const common = { alertname: "PodCrashLooping", severity: "warning" };
+    const sent = [alert("t1", { ...common, pod: "p1" }), alert("t2", { ...common, pod: "p2" })];
+    // A receiver with max_alerts: 2 and 14 alerts in the group.
+    const first = { ...payload(key, common, sent), truncatedAlerts: 12 };
+    await post(first);
+    const card = await until("the truncated group's card", () => cardOf(key, "alerts"));
+    await inboxIdle();
+    expect(textOf(latest(card))).toContain("2 firing");
+    expect(textOf(latest(card))).toContain("+ 12 more not sent by Alertmanager");
+
+    // The repeat_interval resend changes nothing and keeps the count.
+    const versions = card.versions.length;
+    await post(first);
+    await inboxIdle();
+    expect(card.versions.length).toBe(versions);
+    expect(textOf(latest(card))).toContain("+ 12 more not sent by Alertmanager");
+
+    // Two more alerts fire beyond the cut: the alerts sent are the same, the card still changes.
+    await post({ ...first, truncatedAlerts: 14 });
+    await until("the new count", () =>
+      textOf(latest(card)).includes("+ 14 more not sent by Alertmanager") ? true : undefined,
+    );
+    // One of the alerts sent resolves; the count comes with it and stays.
+    const stillFiring = alert("t2", { ...common, pod: "p2" });
+    const oneResolved = [alert("t1", { ...common, pod: "p1" }, "resolved"), stillFiring];
+    await post({ ...payload(key, common, oneResolved), truncatedAlerts: 14 });
+    await until("one resolved", () => (textOf(latest(card)).includes("1 resolved") ? true : undefined));
+    expect(textOf(latest(card))).toContain("+ 14 more not sent by Alertmanager");
+    // Everything fits again.
+    await post({ ...payload(key, common, oneResolved), truncatedAlerts: 0 });
+    await until("no cut", () =>
+      textOf(latest(card)).includes("not sent by Alertmanager") ? undefined : true,
+    );
   });
 
   it("routes by labels (exact and regex), to every matching route, else to the default channels", async () => {
@@ -469,6 +531,27 @@ describe("correlation, incident mode and buttons", () => {
     );
     await until("resolved card", () => (latest(card).tone === "success" ? true : undefined));
     expect(latest(card).actions).toEqual([]);
+  });
+
+  it("says rollback-only only while a firing alert keeps the target in incident mode", async () => {
+    const c = { alertname: "MixedSeverity", service: "api", env: "staging" };
+    const key = newGroupKey("MixedSeverity");
+    const incidents = createAlertKeys(runtime.keys).incidents;
+    const severe = (status: "firing" | "resolved") =>
+      alert("m1", { ...c, severity: "critical", instance: "n1" }, status);
+    const mild = alert("m2", { ...c, severity: "warning", instance: "n2" });
+    await post(payload(key, c, [severe("firing"), mild]));
+    const card = await until("the mixed group's card", () => cardOf(key, "ops"));
+    await inboxIdle();
+    expect(await redis.hexists(incidents, "api:staging")).toBe(1);
+    expect(textOf(latest(card))).toContain("api/staging is now rollback-only until this resolves");
+
+    // The critical alert resolves; a warning still fires, which never puts a target in incident mode.
+    await post(payload(key, c, [severe("resolved"), mild]));
+    await until("one resolved", () => (textOf(latest(card)).includes("1 resolved") ? true : undefined));
+    expect(await redis.hexists(incidents, "api:staging")).toBe(0);
+    expect(textOf(latest(card))).toContain("1 firing");
+    expect(textOf(latest(card))).not.toContain("rollback-only");
   });
 
   it("keeps incident mode while any severe alert of the target still fires", async () => {
