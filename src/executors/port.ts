@@ -61,6 +61,11 @@ export interface TargetStatus {
    * finish by itself. Absent where the executor cannot tell.
    */
   stalled?: boolean;
+  /**
+   * The Deployment is paused (`kubectl rollout pause`) with its rollout unfinished: the controller will not
+   * move it until someone resumes it. Absent where the executor cannot tell.
+   */
+  paused?: boolean;
   /** Annotations written by shipbot (job id, fence), if any. */
   lastJobId: string | undefined;
 }

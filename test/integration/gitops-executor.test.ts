@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parse as parseYaml } from "yaml";
+import { isScalar, parseDocument, parse as parseYaml } from "yaml";
 import { isShipbotError, type ShipbotError } from "../../src/core/errors.ts";
 import {
   createGitOpsExecutor,
@@ -108,6 +108,12 @@ function executor(
   });
 }
 
+/** The scalar at `path` as written in the file (YAML would read `1.10` as 1.1 and `0000000` as 0). */
+function tagText(text: string, path: Array<string | number>): string {
+  const node = parseDocument(text).getIn(path, true);
+  return isScalar(node) && typeof node.source === "string" ? node.source : String(node);
+}
+
 /** Plays the GitOps controller: applies the image (and replicas) the file on main declares. */
 function startSync(path = PATH): { stop(): Promise<void>; applied: string[] } {
   const apps = loadKubeConfig({ kubeconfigPath: join(dir, "kubeconfig") }).makeApiClient(AppsV1Api);
@@ -126,7 +132,8 @@ function startSync(path = PATH): { stop(): Promise<void>; applied: string[] } {
           image?: { repository: string; tag: string | number };
           replicaCount?: number;
         };
-        const tag = doc.images?.[0]?.newTag ?? String(doc.image?.tag);
+        // The tag as the file spells it: an unquoted 1.10 deploys 1.10, not the number 1.1.
+        const tag = tagText(text, doc.images === undefined ? ["image", "tag"] : ["images", 0, "newTag"]);
         const replicas = doc.replicas?.[0]?.count ?? doc.replicaCount;
         applied.push(tag);
         await apps.patchNamespacedDeployment(
@@ -257,6 +264,44 @@ describe("deploy by commit", () => {
     expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(image("1.10"));
   });
 
+  it("quotes an unquoted numeric tag, which YAML reads as a number, when that tag is deployed", async () => {
+    // Spelled like the tag, read as the number 20240101 (Helm would render 2.0240101e+07): writing it
+    // quoted is what makes every tool read the tag.
+    const numeric = kustomization.replace('newTag: "0000000"', "newTag: 20240101");
+    gh.commit(CONFIG, "main", "pin a dated build", { files: { [PATH]: numeric } });
+    sync = startSync();
+    const result = await executor().deploy(api, image("20240101"), context("job-dated"));
+    expect(puts()).toHaveLength(1);
+    expect(gh.file(CONFIG, "main", PATH)).toBe(
+      kustomization.replace('newTag: "0000000"', 'newTag: "20240101"'),
+    );
+    expect(result.previousImage).toBe(image("20240101"));
+    const [head] = await configCommits();
+    expect(head?.commit.message).toContain("Shipbot-Previous: 20240101");
+    // Quoted now: deploying it again commits nothing.
+    await executor().deploy(api, image("20240101"), context("job-dated-again"));
+    expect(puts()).toHaveLength(1);
+  });
+
+  it("keeps an unquoted tag as the file spells it: 0000000 and 1.10, not the numbers 0 and 1.1", async () => {
+    sync = startSync(VALUES);
+    const gitops = executor(fileConfig({ path: VALUES, format: "yaml-path", yamlPath: "image.tag" }));
+    const first = await gitops.deploy(api, image("1.10"), context("job-float"));
+    expect(first.previousImage).toBe(image("0000000"));
+    const [head] = await configCommits();
+    expect(head?.commit.message).toContain("Shipbot-Previous: 0000000");
+    expect(gh.file(CONFIG, "main", VALUES)).toBe(values.replace("tag: 0000000", 'tag: "1.10"'));
+
+    // Quoted, deploying it again changes nothing.
+    const again = await gitops.deploy(api, image("1.10"), context("job-float-again"));
+    expect(puts()).toHaveLength(1);
+    expect(again.summary).toContain("already held it; nothing committed");
+
+    const next = await gitops.deploy(api, image("1.11"), context("job-float-next"));
+    expect(next.previousImage).toBe(image("1.10"));
+    expect(gh.file(CONFIG, "main", VALUES)).toBe(values.replace("tag: 0000000", 'tag: "1.11"'));
+  });
+
   it("reads again and keeps the other edit when the file changes between read and write", async () => {
     sync = startSync();
     // A person edits the file while shipbot holds the old blob sha: the contents API answers 409.
@@ -379,6 +424,24 @@ describe("deploy by commit", () => {
       /^rollout of api in production exceeded its progress deadline: \d of 2 replicas updated, \d available \(the new pods are not becoming available; the old ones keep serving\); the change stays in git$/,
     );
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("stops at once, not at the sync timeout, when the synced deployment is paused", async () => {
+    await patchDeployment({ spec: { paused: true } });
+    sync = startSync();
+    const started = Date.now();
+    const error = await rejection(
+      executor(fileConfig(), { timeoutMs: 3_000 }).deploy(api, image("3f2c1ab"), context("job-paused")),
+    );
+    expect(error).toMatchObject({ code: "conflict", retryable: false });
+    expect(error.message).toMatch(
+      /^rollout of api in production stopped: the deployment was paused \(.+\); the change stays in git and rolls out once someone runs kubectl rollout resume$/,
+    );
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(gh.file(CONFIG, "main", PATH)).toContain('newTag: "3f2c1ab"');
+    expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
+      image("3f2c1ab"),
+    );
   });
 
   it("fails clearly after bounded retries when GitHub is down, having changed nothing", async () => {

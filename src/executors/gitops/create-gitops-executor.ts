@@ -309,6 +309,7 @@ export function createGitOpsExecutor(options: GitOpsExecutorOptions): ExecutorPo
         ctx,
         timeoutMs: options.timeoutMs,
         pollMs: options.pollMs,
+        mode: "scale",
         waitingFor: waitingFor(config, outcome),
         applied: (s) => s.desired === replicas,
         reached: (s) =>

@@ -55,17 +55,44 @@ function locate(doc: ReturnType<typeof parseDocument>, location: ValueLocation, 
   return ["images", index, location.field ?? "newTag"];
 }
 
+/** A value as the file spells it, and as YAML reads it (`1.10` is spelled 1.10 and read as the number 1.1). */
+export interface ConfigScalar {
+  text: string;
+  value: unknown;
+}
+
 /** The current value at `location`, or undefined when it is not set. */
-export function readConfigValue(
+export function readConfigScalar(
   text: string,
   location: ValueLocation,
   file: string,
-): string | number | undefined {
+): ConfigScalar | undefined {
   const doc = parse(text, file);
-  const value: unknown = doc.getIn(locate(doc, location, file));
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === "string" || typeof value === "number") return value;
-  throw invalid(file, `the value at ${describeLocation(location)} is not a plain value`);
+  const node: unknown = doc.getIn(locate(doc, location, file), true);
+  if (node === undefined || node === null) return undefined;
+  if (!isScalar(node)) {
+    throw invalid(file, `the value at ${describeLocation(location)} is not a plain value`);
+  }
+  if (node.value === null || node.value === undefined) return undefined;
+  return { text: typeof node.source === "string" ? node.source : String(node.value), value: node.value };
+}
+
+/**
+ * The current value at `location` as the text the file holds, or undefined when it is not set. Text, not
+ * the YAML type: an unquoted `tag: 0000000` or `tag: 1.10` names the tag `0000000` or `1.10`, while YAML
+ * would read the numbers 0 and 1.1.
+ */
+export function readConfigValue(text: string, location: ValueLocation, file: string): string | undefined {
+  return readConfigScalar(text, location, file)?.text;
+}
+
+/**
+ * Whether the file already holds `value` for every tool that reads it: as YAML reads it, not only as it is
+ * spelled. An unquoted `tag: 1.10` or `newTag: 20240101` is spelled like the tag but read as a number
+ * (Helm renders them as 1.1 and 2.0240101e+07), so writing the tag quoted is a real change, not noise.
+ */
+export function holdsValue(current: ConfigScalar | undefined, value: string | number): boolean {
+  return current !== undefined && current.value === value;
 }
 
 /** The kustomize entry's effective image name (newName when set): what the cluster will run. */

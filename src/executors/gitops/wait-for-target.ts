@@ -15,6 +15,11 @@ export interface WaitForTargetOptions {
   waitingFor: string;
   /** Consecutive failed reads tolerated before giving up; default 5. */
   maxReadFailures?: number;
+  /**
+   * "rollout" (default) stops on a paused Deployment; "scale" keeps waiting, since the controller still
+   * scales a paused Deployment.
+   */
+  mode?: "rollout" | "scale";
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -36,7 +41,8 @@ function describe(target: Target): string {
 /**
  * Polls the cluster read-only until the change written to git is running: a GitOps controller (Argo CD,
  * Flux) applies it on its own schedule, so there is nothing to watch for but the Deployment itself.
- * Ends on success, on `ctx.signal` (interrupted: a retry resumes the wait) or after `timeoutMs`.
+ * Ends on success, on `ctx.signal` (interrupted: a retry resumes the wait), when the cluster runs the change
+ * but cannot finish it (past its progress deadline, or paused), or after `timeoutMs`.
  */
 export async function waitForTarget(options: WaitForTargetOptions): Promise<TargetStatus> {
   const { target, ctx } = options;
@@ -85,6 +91,16 @@ export async function waitForTarget(options: WaitForTargetOptions): Promise<Targ
       throw new ShipbotError(
         "upstream",
         `rollout of ${describe(target)} ${status.rollout.message} (the new pods are not becoming available; the old ones keep serving); the change stays in git`,
+        { retryable: false },
+      );
+    }
+    if (applied && status.paused === true && options.mode !== "scale") {
+      // A paused Deployment takes the synced template but does not roll it out, and the controller holds
+      // it to no progress deadline: only a resume moves it, so waiting out the timeout would only mislead.
+      ctx.onProgress(status.rollout);
+      throw new ShipbotError(
+        "conflict",
+        `rollout of ${describe(target)} stopped: the deployment was paused (${status.rollout.message}); the change stays in git and rolls out once someone runs kubectl rollout resume`,
         { retryable: false },
       );
     }

@@ -3,7 +3,7 @@ import type { GitHubClient } from "../../github/create-github-client.ts";
 import { formatRepo, type RepoRef } from "../../github/repo-ref.ts";
 import { gitHubStatus, toGitHubError } from "../../github/to-github-error.ts";
 import type { ExecutionContext, Target } from "../port.ts";
-import { readConfigValue, type ValueLocation, writeConfigValue } from "./edit-config-yaml.ts";
+import { holdsValue, readConfigScalar, type ValueLocation, writeConfigValue } from "./edit-config-yaml.ts";
 
 export interface ConfigFile {
   repo: RepoRef;
@@ -18,8 +18,11 @@ export interface ChangeRequest {
   file: ConfigFile;
   target: Target;
   location: ValueLocation;
-  /** The value to write, computed from the current one (e.g. keep a full image reference a full one). */
-  value(current: string | number | undefined): string | number;
+  /**
+   * The value to write, computed from the current one as the file spells it (e.g. keep a full image
+   * reference a full one).
+   */
+  value(current: string | undefined): string | number;
   /** Refuses a file the change cannot work with (throws); runs on every read of the target branch. */
   validate?(text: string): void;
   /** Commit title, e.g. "deploy ghcr.io/acme/api:3f2c1ab to api in production". */
@@ -36,8 +39,8 @@ export interface ChangeOutcome {
    * already held the value; pending-review: a pull request waits for someone to merge it.
    */
   kind: "committed" | "resumed" | "unchanged" | "pending-review";
-  /** The value before the change (from this job's commit trailer when resumed). */
-  previous: string | number | undefined;
+  /** The value before the change as the file spelled it (from this job's commit trailer when resumed). */
+  previous: string | undefined;
   value: string | number;
   /** The commit on the target branch that carries the change, when known. */
   commitSha?: string;
@@ -68,7 +71,7 @@ function targetKey(target: Target): string {
 }
 
 /** Trailers identify the job, its fencing token and the value it replaced; they survive squash merges. */
-function commitMessage(request: ChangeRequest, previous: string | number | undefined): string {
+function commitMessage(request: ChangeRequest, previous: string | undefined): string {
   return [
     request.title,
     "",
@@ -152,10 +155,11 @@ export async function writeConfigChange(
     text: string,
     attempted: boolean,
   ): Promise<
-    { done: ChangeOutcome } | { write: { current: string | number | undefined; value: string | number } }
+    { done: ChangeOutcome } | { write: { current: string | undefined; value: string | number } }
   > => {
     request.validate?.(text);
-    const current = readConfigValue(text, request.location, `${full}/${file.path}`);
+    const scalar = readConfigScalar(text, request.location, `${full}/${file.path}`);
+    const current = scalar?.text;
     const value = request.value(current);
     const history = (await recentShipbotCommits(file.branch)).filter(
       (c) => c.target === targetKey(request.target),
@@ -169,7 +173,7 @@ export async function writeConfigChange(
     // carries the later request, and writing this one's older value now would undo it.
     const first = ctx.firstFence ?? ctx.fence;
     const since = others && others.fence > first ? others : undefined;
-    if (ours && current === value) {
+    if (ours && holdsValue(scalar, value)) {
       // attempted: this run's own write whose answer was lost (a retried PUT then met its own change).
       return {
         done: {
@@ -194,7 +198,7 @@ export async function writeConfigChange(
         { retryable: false },
       );
     }
-    if (current === value) return { done: { kind: "unchanged", previous: current, value } };
+    if (holdsValue(scalar, value)) return { done: { kind: "unchanged", previous: current, value } };
     if (since) {
       throw new ShipbotError(
         "conflict",
@@ -318,7 +322,7 @@ export async function writeConfigChange(
       }
     }
     const onBranch = await readFile(branch);
-    if (readConfigValue(onBranch.text, request.location, `${full}/${file.path}`) !== value) {
+    if (!holdsValue(readConfigScalar(onBranch.text, request.location, `${full}/${file.path}`), value)) {
       const next = writeConfigValue(onBranch.text, request.location, value, `${full}/${file.path}`);
       attempted = true;
       if (!(await put(branch, next, onBranch.blobSha, message))) continue;

@@ -518,7 +518,7 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
     async status(target) {
       const deployment = await read(target);
       const image = requireContainer(target, deployment);
-      const { progress, stalled } = toRolloutState(deployment);
+      const { progress, stalled, paused } = toRolloutState(deployment);
       return {
         image,
         revision: revisionOf(deployment),
@@ -527,6 +527,7 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
         available: progress.available,
         rollout: progress,
         stalled,
+        paused,
         lastJobId: deployment.metadata?.annotations?.[annotations.jobId],
       } satisfies TargetStatus;
     },
