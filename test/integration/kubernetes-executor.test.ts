@@ -308,6 +308,16 @@ describe("rollback", () => {
     expect(emulator.writes("staging", "api")).toBe(0);
   });
 
+  it("names the ReplicaSets, not the deployment, when listing them answers 404", async () => {
+    emulator.failNext({ method: "GET", path: /\/replicasets/ }, 404);
+    const error = await rejection(executor.rollback(api, undefined, context("job-404")));
+    expect(error).toMatchObject({ code: "not_found", retryable: false });
+    expect(error.message).toBe(
+      "could not list replicasets of deployment api in namespace staging: the Kubernetes API answered 404 (not found)",
+    );
+    expect(emulator.writes("staging", "api")).toBe(0);
+  });
+
   it("skips when the template already matches, and resumes its own rollback without writing", async () => {
     await executor.deploy(api, image("v2"), context("job-a"));
     const skipped = await executor.rollback(api, 2, context("job-b"));
@@ -340,6 +350,22 @@ describe("scale", () => {
     const resumed = await executor.scale(api, 1, context("job-down"));
     expect(resumed.resumed).toBe(true);
     expect(emulator.writes("staging", "api")).toBe(4);
+  });
+
+  it("names the count before its first attempt when a retry finds the scale already applied", async () => {
+    const first = context("job-crash", 1);
+    const running = executor.scale(api, 4, first);
+    // The worker dies after the scale write, while the new pods are still starting.
+    while (emulator.deployment("staging", "api").spec.replicas !== 4) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    first.controller.abort();
+    expect(await rejection(running)).toMatchObject({ code: "timeout", retryable: true });
+
+    const retried = await executor.scale(api, 4, { ...context("job-crash", 2), firstFence: 1 });
+    expect(retried).toMatchObject({ replicas: 4, resumed: true });
+    expect(retried.summary).toBe("api in staging scaled from 2 to 4 replicas; resumed after a retry");
+    expect(emulator.writes("staging", "api")).toBe(2);
   });
 });
 

@@ -43,6 +43,8 @@ export const annotations = {
   fence: "shipbot.dev/fence",
   /** Shown by `kubectl rollout history`; the controller copies it to the revision's ReplicaSet. */
   changeCause: "kubernetes.io/change-cause",
+  /** The replica count a scale job found before its first write, for its summary after a retry. */
+  replicasBefore: "shipbot.dev/replicas-before",
 } as const;
 
 const revisionAnnotation = "deployment.kubernetes.io/revision";
@@ -97,6 +99,12 @@ function templateWithoutHash(template: V1PodTemplateSpec | undefined): Record<st
     if (Object.keys(json.metadata).length === 0) delete json.metadata;
   }
   return json as Record<string, unknown>;
+}
+
+/** The replica count a scale job's claim recorded, when it recorded one. */
+function recordedReplicasBefore(deployment: V1Deployment): number | undefined {
+  const value = Number(deployment.metadata?.annotations?.[annotations.replicasBefore] ?? Number.NaN);
+  return Number.isInteger(value) && value >= 0 ? value : undefined;
 }
 
 function containerImage(template: V1PodTemplateSpec | undefined, container: string): string | undefined {
@@ -460,7 +468,11 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
         async (deployment) => {
           requireContainer(target, deployment);
           const current = deployment.spec?.replicas ?? 1;
-          if (ownedByJob(deployment, ctx)) return { kind: "resume" as const, current };
+          if (ownedByJob(deployment, ctx)) {
+            // The first attempt may have scaled already, so `current` can be the new count: its claim
+            // recorded the count it started from.
+            return { kind: "resume" as const, current, before: recordedReplicasBefore(deployment) };
+          }
           assertFence(target, deployment, ctx);
           if (current === replicas && toRolloutState(deployment, "scale").progress.done) {
             return { kind: "unchanged" as const, deployment };
@@ -470,7 +482,11 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
           const claim = {
             metadata: {
               resourceVersion: deployment.metadata?.resourceVersion,
-              annotations: { [annotations.jobId]: ctx.jobId, [annotations.fence]: String(ctx.fence) },
+              annotations: {
+                [annotations.jobId]: ctx.jobId,
+                [annotations.fence]: String(ctx.fence),
+                [annotations.replicasBefore]: String(current),
+              },
             },
           };
           await call(target, "patch", ctx.signal, () =>
@@ -479,7 +495,7 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
               callOptions(ctx.signal, PatchStrategy.MergePatch),
             ),
           );
-          return { kind: "claimed" as const, current };
+          return { kind: "claimed" as const, current, before: current };
         },
         ctx,
       );
@@ -508,8 +524,15 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
       const done = await follow(target, ctx, "scale");
       const image = containerImage(done.spec?.template, target.container) ?? "";
       const resumed = outcome.kind === "resume" && !applied;
+      // Without a recorded count (a claim written before shipbot kept one), the count read now is the
+      // count before only if this attempt did the scaling.
+      const before = outcome.before ?? (applied ? outcome.current : undefined);
+      const change =
+        before === undefined
+          ? `${describe(target)} already at ${replicas} replicas`
+          : `${describe(target)} scaled from ${before} to ${replicas} replicas`;
       return result(done, target, {
-        summary: `${describe(target)} scaled from ${outcome.current} to ${replicas} replicas${resumed ? "; resumed after a retry" : ""}`,
+        summary: `${change}${resumed ? "; resumed after a retry" : ""}`,
         previousImage: image,
         resumed,
       });

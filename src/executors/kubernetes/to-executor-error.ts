@@ -65,10 +65,13 @@ export function toExecutorError(error: unknown, context: ErrorContext): ShipbotE
   }
   const { status } = failure;
   if (status === 404) {
-    return new ShipbotError("not_found", `deployment ${deployment} not found in namespace ${namespace}`, {
-      cause: error,
-      retryable: false,
-    });
+    // Only a call on the Deployment itself (or its scale subresource) means the Deployment is gone; a 404
+    // elsewhere, such as listing its ReplicaSets, must not send the reader looking for a missing Deployment.
+    const message =
+      resource === "deployments" || resource.startsWith("deployments/")
+        ? `deployment ${deployment} not found in namespace ${namespace}`
+        : `could not ${context.verb} ${resource} of deployment ${deployment} in namespace ${namespace}: the Kubernetes API answered 404 (not found)`;
+    return new ShipbotError("not_found", message, { cause: error, retryable: false });
   }
   if (status === 401 || status === 403) {
     return new ShipbotError(
