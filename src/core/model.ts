@@ -17,6 +17,20 @@ export const conversationSchema = z.strictObject({
   channel: z.string().min(1).max(256),
   /** Slack thread ts, Teams reply-chain id. */
   thread: z.string().min(1).max(256).optional(),
+  /**
+   * Slack only (slash commands, and clicks on a card shown privately): the request's `response_url`, where
+   * the person can be shown the job's card privately when the bot cannot post in the channel, and when Slack
+   * stops taking it (ms since epoch). A capability: never logged, shown or audited.
+   */
+  responseUrl: z
+    .strictObject({
+      url: z
+        .string()
+        .max(512)
+        .regex(/^https?:\/\/[^\s]+$/),
+      expiresAt: z.int(),
+    })
+    .optional(),
 });
 export type Conversation = z.infer<typeof conversationSchema>;
 

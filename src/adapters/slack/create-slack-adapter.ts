@@ -34,6 +34,7 @@ import {
   toAnswerConversation,
   toConversation,
   toSlackPrincipal,
+  withResponseUrl,
 } from "./to-chat-command.ts";
 import { toSlackLogger } from "./to-slack-logger.ts";
 import { verifySlackSignature } from "./verify-slack-signature.ts";
@@ -129,6 +130,7 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
   const chat = createSlackChat(client, {
     ...options.pace,
     postClient: createSlackWebClient({ botToken: options.botToken, apiUrl, log, retries: 0 }),
+    now: clock,
   });
   const groups = createGroupResolver({
     groupIds: options.groupIds,
@@ -241,6 +243,7 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
   for (const name of slackSlashCommands) {
     app.command(name, async ({ ack, command, respond }) => {
       await ack();
+      const receivedAt = clock();
       const conversation = toConversation(command.channel_id, undefined);
       await track(
         answer(
@@ -251,9 +254,10 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
               // Slack's id for this invocation: a replay of the same request maps to the same job.
               id: command.trigger_id,
               user: await toUser(command.user_id, command.user_name),
-              conversation,
+              // The job's card falls back to the response_url where the bot cannot post (see createSlackChat).
+              conversation: withResponseUrl(conversation, command.response_url, receivedAt),
               text: fromSlashCommand(name as SlackSlashCommand, command.text ?? ""),
-              receivedAt: clock(),
+              receivedAt,
             }),
           respond,
         ),
@@ -292,14 +296,22 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
       const text = (value: unknown): string | undefined =>
         typeof value === "string" && value !== "" ? value : undefined;
       const name = fromActionId(action.action_id);
-      const container = body.container as { channel_id?: unknown; message_ts?: unknown } | undefined;
+      const container = body.container as
+        | { channel_id?: unknown; message_ts?: unknown; is_ephemeral?: unknown }
+        | undefined;
       const channel = text(body.channel?.id) ?? text(container?.channel_id);
       if (name === undefined || channel === undefined) return;
       const messageTs = text(body.message?.ts) ?? text(container?.message_ts);
       // Set when the card is a reply, or a thread parent that has replies: a thread that exists.
       const activeThread = text(body.message?.thread_ts);
-      // A job started from a card's button gets its own card in that card's thread.
-      const conversation = toConversation(channel, activeThread ?? messageTs);
+      const receivedAt = clock();
+      // A job started from a card's button gets its own card in that card's thread. A card shown only to
+      // the clicker (where the bot cannot post) has no thread to reply in: the new job's card is shown to
+      // them privately too, through this click's response_url.
+      const conversation =
+        container?.is_ephemeral === true
+          ? withResponseUrl(toConversation(channel, undefined), text(body.response_url), receivedAt)
+          : toConversation(channel, activeThread ?? messageTs);
       const userId = body.user.id;
       await track(
         answer(
@@ -313,7 +325,7 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
               conversation,
               action: name,
               value: text(action.value) ?? "",
-              receivedAt: clock(),
+              receivedAt,
             }),
           respond,
         ),

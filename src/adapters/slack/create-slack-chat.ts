@@ -1,6 +1,6 @@
 import { type WebAPICallResult, WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
-import type { Card } from "../../core/card.ts";
+import type { Card, CardTone } from "../../core/card.ts";
 import { ShipbotError } from "../../core/errors.ts";
 import type { Conversation } from "../../core/model.ts";
 import { type ChatPort, ChatRateLimitedError, type Pace } from "../../notify/chat-port.ts";
@@ -135,6 +135,10 @@ export interface SlackPaceOptions {
 }
 
 export interface SlackChatOptions extends SlackPaceOptions {
+  /** For POSTs to a response_url; default the global fetch. */
+  fetch?: typeof fetch;
+  /** Our clock in ms, to tell whether a response_url still works. */
+  now?: () => number;
   /**
    * The client for chat.postMessage: one that never retries (`createSlackWebClient({ retries: 0 })`). A post
    * that timed out may have been applied; the notifier looks for it before posting again, so the client
@@ -150,6 +154,38 @@ const lookupMarginSeconds = 30;
 /** Pages read per lookup: Slack allows apps outside the Marketplace 1 call a minute, 15 messages each. */
 const lookupPages = 2;
 
+/** Slack errors that mean the bot cannot post in the conversation at all, whatever the message. */
+const cannotPostHere = new Set(["not_in_channel", "channel_not_found", "is_archived"]);
+/**
+ * The reference of a card shown only to the person who asked, through their command's response_url:
+ * `private:<Slack error>`. It names why (for the same line on the outcome) and never the URL; it is no ts,
+ * so nothing ever tries to edit or thread under it in Slack.
+ */
+const privateRefPrefix = "private:";
+/** Job and batch cards take these tones only once they are final: the one edit worth a response_url use. */
+const finalTones: ReadonlySet<CardTone> = new Set(["success", "failure", "warning"]);
+
+function fromPrivateRef(ref: string | undefined): string | undefined {
+  return ref?.startsWith(privateRefPrefix) ? ref.slice(privateRefPrefix.length) : undefined;
+}
+
+/** The thread to post into: a reply under a card shown only privately has none in Slack, so it goes to the channel. */
+function threadOf(conversation: Conversation): string | undefined {
+  return fromPrivateRef(conversation.thread) === undefined ? conversation.thread : undefined;
+}
+
+/** The Slack error code behind a ShipbotError made by toSlackError. */
+function slackErrorOf(error: unknown): string | undefined {
+  const data = (error as { cause?: { data?: { error?: unknown } } } | undefined)?.cause?.data;
+  return typeof data?.error === "string" ? data.error : undefined;
+}
+
+/** The card as the person sees it privately: the same card, and one line saying what to do. */
+function toPrivateCard(card: Card, reason: string): Card {
+  const fix = fixes[reason] ?? "invite the bot to this channel with `/invite @shipbot`";
+  return { ...card, lines: [...card.lines, `🔒 Only you can see this: ${fix}`] };
+}
+
 export interface SlackChat extends ChatPort {
   /** Shows a card to one person only (errors, answers to queries). */
   postEphemeral(conversation: Conversation, userId: string, card: Card): Promise<void>;
@@ -162,9 +198,48 @@ export interface SlackChat extends ChatPort {
  */
 export function createSlackChat(client: WebClient, pace: SlackChatOptions = {}): SlackChat {
   const postClient = pace.postClient ?? client;
+  const fetchUrl = pace.fetch ?? fetch;
+  const now = pace.now ?? Date.now;
   // Whole milliseconds: the notifier's Redis clock stores them as integers.
   const postIntervalMs = Math.max(1, Math.ceil(pace.postIntervalMs ?? 1100));
   const updateIntervalMs = Math.max(1, Math.ceil(pace.updateIntervalMs ?? 1250));
+
+  /**
+   * Shows a card to the person who ran the command, through its response_url. Errors never carry the URL:
+   * it is a capability. A refusal (used five times, expired, revoked) is final; 5xx and network failures
+   * are tried again by the notifier.
+   */
+  async function respondPrivately(conversation: Conversation, reason: string, card: Card): Promise<void> {
+    const target = conversation.responseUrl;
+    if (target === undefined || now() >= target.expiresAt) {
+      throw new ShipbotError(
+        "upstream",
+        `the card could be shown only privately, and the command's response_url is no longer usable (Slack takes it for 30 minutes): the person cannot be told (${reason}${fixes[reason] ? `: ${fixes[reason]}` : ""})`,
+        { retryable: false },
+      );
+    }
+    const { text, blocks } = renderBlocks(toPrivateCard(card, reason));
+    let status: number;
+    try {
+      const res = await fetchUrl(target.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ response_type: "ephemeral", replace_original: false, text, blocks }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      status = res.status;
+      await res.body?.cancel();
+    } catch {
+      throw new ShipbotError("upstream", "Slack's response_url could not be reached; will try again", {
+        retryable: true,
+      });
+    }
+    if (status >= 200 && status < 300) return;
+    throw new ShipbotError("upstream", `Slack's response_url answered HTTP ${status}`, {
+      retryable: status >= 500,
+    });
+  }
+
   return {
     async post(conversation, card, token) {
       const { text, blocks } = renderBlocks(card);
@@ -175,9 +250,21 @@ export function createSlackChat(client: WebClient, pace: SlackChatOptions = {}):
         unfurl_links: false,
         unfurl_media: false,
       };
-      if (conversation.thread !== undefined) args.thread_ts = conversation.thread;
+      const thread = threadOf(conversation);
+      if (thread !== undefined) args.thread_ts = thread;
       if (token !== undefined) args.metadata = { event_type: cardEventType, event_payload: { token } };
-      const result = await callSlack(postClient, "chat.postMessage", args);
+      let result: WebAPICallResult;
+      try {
+        result = await callSlack(postClient, "chat.postMessage", args);
+      } catch (error) {
+        // The bot cannot post here (not invited, a DM between people, archived): the person who ran the
+        // command sees the card privately instead, with what to do, rather than nothing at all.
+        const reason = slackErrorOf(error);
+        if (reason === undefined || !cannotPostHere.has(reason) || conversation.responseUrl === undefined)
+          throw error;
+        await respondPrivately(conversation, reason, card);
+        return `${privateRefPrefix}${reason}`;
+      }
       const ts = (result as { ts?: unknown }).ts;
       if (typeof ts !== "string" || ts === "") {
         throw new ShipbotError("upstream", "Slack chat.postMessage answered without a message ts");
@@ -195,10 +282,11 @@ export function createSlackChat(client: WebClient, pace: SlackChatOptions = {}):
       };
       for (let page = 0; page < lookupPages; page++) {
         // A card in a thread is a reply: only conversations.replies lists it.
+        const thread = threadOf(conversation);
         const result =
-          conversation.thread === undefined
+          thread === undefined
             ? await callSlack(client, "conversations.history", args)
-            : await callSlack(client, "conversations.replies", { ...args, ts: conversation.thread });
+            : await callSlack(client, "conversations.replies", { ...args, ts: thread });
         const messages = (result as { messages?: unknown }).messages;
         for (const message of Array.isArray(messages) ? messages : []) {
           const m = message as { ts?: unknown; metadata?: { event_type?: unknown; event_payload?: unknown } };
@@ -219,6 +307,13 @@ export function createSlackChat(client: WebClient, pace: SlackChatOptions = {}):
       return undefined;
     },
     async update(conversation, ref, card) {
+      const reason = fromPrivateRef(ref);
+      if (reason !== undefined) {
+        // Never posted in the channel, so nothing to edit there. A response_url takes five uses in 30
+        // minutes: the states in between are skipped and only the outcome is shown, once more, privately.
+        if (finalTones.has(card.tone)) await respondPrivately(conversation, reason, card);
+        return;
+      }
       const { text, blocks } = renderBlocks(card);
       await callSlack(client, "chat.update", { channel: conversation.channel, ts: ref, text, blocks });
     },

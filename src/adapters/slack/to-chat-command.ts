@@ -64,6 +64,23 @@ export function toConversation(channel: string, thread: string | undefined): Con
   return thread === undefined ? { platform: "slack", channel } : { platform: "slack", channel, thread };
 }
 
+/** Slack takes a slash command's (or a click's) response_url for 30 minutes, at most five times. */
+export const responseUrlLifetimeMs = 30 * 60_000;
+
+/**
+ * A conversation that also carries the request's `response_url`, so the person can be told privately when
+ * the bot cannot post there. A URL that does not fit the job payload's schema (`conversationSchema`, the same
+ * rule as here) is left out: the job then behaves as before, rather than being dropped by the worker.
+ */
+export function withResponseUrl(
+  conversation: Conversation,
+  url: string | undefined,
+  receivedAt: number,
+): Conversation {
+  if (url === undefined || url.length > 512 || !/^https?:\/\/[^\s]+$/.test(url)) return conversation;
+  return { ...conversation, responseUrl: { url, expiresAt: receivedAt + responseUrlLifetimeMs } };
+}
+
 /**
  * Where a private answer goes. Slack shows an ephemeral message posted into a thread only while that
  * thread already has replies (chat.postEphemeral's `thread_ts`); one posted under a top-level mention or

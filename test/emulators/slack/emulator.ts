@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import { defaultRateRules, RateLimiter, retryAfterHeader } from "./rate-limits.ts";
 import { BodyTooLargeError, findToken, parseArgs, readBody } from "./request.ts";
 import type { SlackCall, SlackEmulator, SlackEmulatorOptions } from "./types.ts";
-import { botUserId, type MethodResult, Workspace } from "./workspace.ts";
+import { botUserId, type MethodResult, teamId, Workspace } from "./workspace.ts";
 
 type Handler = (workspace: Workspace, args: Record<string, unknown>) => MethodResult;
 
@@ -49,6 +49,11 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = Date.now();
     const url = new URL(req.url ?? "/", "http://emulator");
+    const hook = /^\/(?:commands|actions)\/[A-Z0-9]+\/([0-9]+\/[0-9a-f]+)$/.exec(url.pathname);
+    if (hook?.[1] !== undefined && req.method === "POST") {
+      await respond(hook[1], req, res, at);
+      return;
+    }
     const match = /^\/api\/([A-Za-z0-9_.]+)$/.exec(url.pathname);
     if (match?.[1] === undefined) {
       send(res, 404, { ok: false, error: "not_found" });
@@ -129,6 +134,23 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     answer(handler(workspace, args));
   }
 
+  /** A POST to a response_url, recorded as method `response_url` (without the URL, a capability). */
+  async function respond(id: string, req: IncomingMessage, res: ServerResponse, at: number): Promise<void> {
+    const text = await readBody(req);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    const { status, result } = workspace.respond(id, body);
+    const args = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+    const call: SlackCall = { method: "response_url", at, status, ok: result.ok, args };
+    if (!result.ok) call.error = result.error;
+    record(call);
+    send(res, status, result);
+  }
+
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       if (!res.headersSent) send(res, 500, { ok: false, error: "internal_error", detail: String(error) });
@@ -161,6 +183,8 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     },
     addMessage: (input) => workspace.addMessage(input),
     triggerId: (user = options.users?.[0]?.id ?? "U0TESTUSER") => workspace.issueTrigger(user),
+    responseUrl: (user, channel, kind = "commands") =>
+      `http://${host}:${address.port}/${kind}/${teamId}/${workspace.issueResponseUrl(user, channel)}`,
     reset() {
       workspace.reset();
       limiter.reset();

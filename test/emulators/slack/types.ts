@@ -130,7 +130,13 @@ export interface SlackEmulator {
   addMessage(input: { channel: string; user: string; text: string; thread_ts?: string }): SlackMessage;
   /** A trigger id as Slack puts in a slash command or button payload: single use, valid 3 s (scaled). */
   triggerId(user?: string): string;
-  /** Clears messages, calls, limiter state, faults and trigger ids; keeps the configuration. */
+  /**
+   * A response_url as Slack puts in a slash command (or, with kind "actions", a click) by `user` in
+   * `channel`: it takes five POSTs within 30 minutes (scaled), each shown to that person only unless it says
+   * `response_type: "in_channel"`. Uses are recorded as calls of method `response_url`.
+   */
+  responseUrl(user: string, channel: string, kind?: "commands" | "actions"): string;
+  /** Clears messages, calls, limiter state, faults, trigger ids and response_urls; keeps the configuration. */
   reset(): void;
   close(): Promise<void>;
 }

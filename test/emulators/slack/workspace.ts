@@ -28,6 +28,17 @@ const channelIdPattern = /^[CGD][A-Z0-9]{2,}$/;
 // conversations.history / .replies for apps not approved for the Marketplace (Slack, 2025): at most 15 a call.
 const maxHistoryLimit = 15;
 
+// Slack: a response_url takes "up to 5" messages "within 30 minutes" of the command or click.
+const responseUrlLifetimeMs = 30 * 60_000;
+const responseUrlUses = 5;
+
+interface ResponseUrlState {
+  user: string;
+  channel: string;
+  expiresAt: number;
+  uses: number;
+}
+
 interface TriggerState {
   user: string;
   expiresAt: number;
@@ -46,6 +57,7 @@ export class Workspace {
   #ephemerals: SlackEphemeral[] = [];
   #views: SlackOpenedView[] = [];
   #triggers = new Map<string, TriggerState>();
+  #responseUrls = new Map<string, ResponseUrlState>();
   #lastMicros = 0;
 
   constructor(options: SlackEmulatorOptions, now: () => number) {
@@ -62,6 +74,7 @@ export class Workspace {
     this.#ephemerals = [];
     this.#views = [];
     this.#triggers = new Map();
+    this.#responseUrls = new Map();
   }
 
   messages(channel?: string): SlackMessage[] {
@@ -95,6 +108,44 @@ export class Workspace {
       used: false,
     });
     return id;
+  }
+
+  /** The secret part of a response_url for `user` in `channel` (the emulator makes the path around it). */
+  issueResponseUrl(user: string, channel: string): string {
+    const id = `${this.#responseUrls.size + 1}/${randomBytes(12).toString("hex")}`;
+    this.#responseUrls.set(id, {
+      user,
+      channel,
+      expiresAt: this.#now() + responseUrlLifetimeMs * this.#timeScale,
+      uses: 0,
+    });
+    return id;
+  }
+
+  /**
+   * A POST to a response_url: an ephemeral message for the person it was issued to (the default), or with
+   * `response_type: "in_channel"` a message in the channel, even one the bot is not in. Slack answers a
+   * URL used up or expired with 404; the body's wording is not documented.
+   */
+  respond(id: string, body: unknown): { status: number; result: MethodResult } {
+    const target = this.#responseUrls.get(id);
+    if (target === undefined) return { status: 404, result: { ok: false, error: "invalid_url" } };
+    if (this.#now() > target.expiresAt) return { status: 404, result: { ok: false, error: "expired_url" } };
+    if (target.uses >= responseUrlUses) return { status: 404, result: { ok: false, error: "used_url" } };
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return { status: 400, result: { ok: false, error: "invalid_payload" } };
+    }
+    const content = readContent(body as Record<string, unknown>);
+    if (!content.ok) return { status: 400, result: content };
+    target.uses += 1;
+    if ((body as { response_type?: unknown }).response_type === "in_channel") {
+      this.#store(target.channel, botUserId, content.text, content.blocks, undefined);
+    } else {
+      const ephemeral: SlackEphemeral = { channel: target.channel, user: target.user, text: content.text };
+      if (content.blocks !== undefined) ephemeral.blocks = content.blocks;
+      this.#ephemerals.push(ephemeral);
+    }
+    return { status: 200, result: { ok: true } };
   }
 
   addMessage(input: { channel: string; user: string; text: string; thread_ts?: string }): SlackMessage {
