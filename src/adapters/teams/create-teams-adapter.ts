@@ -237,11 +237,14 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
   );
 
   // With the switch on, botbuilder sees no app id: it then accepts unsigned requests and sends no token.
+  // It must also see MultiTenant: for SingleTenant and UserAssignedMSI it insists on the app id it was
+  // just denied, so a deployment that only flips the switch would not start. A configured tenant
+  // still filters activities (allowedTenants).
   const authConfig: Record<string, string> = {
     MicrosoftAppId: unauthenticated ? "" : options.appId,
     MicrosoftAppPassword: unauthenticated ? "" : (options.appPassword ?? ""),
-    MicrosoftAppType: appType,
-    MicrosoftAppTenantId: options.tenantId ?? "",
+    MicrosoftAppType: unauthenticated ? "MultiTenant" : appType,
+    MicrosoftAppTenantId: unauthenticated ? "" : (options.tenantId ?? ""),
   };
   if (options.openIdMetadataUrl) {
     Object.assign(authConfig, publicCloud, { ToBotFromChannelOpenIdMetadataUrl: options.openIdMetadataUrl });
