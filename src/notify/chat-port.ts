@@ -21,6 +21,8 @@ export interface ChatPort {
    * Posts a new message and returns a reference that `update` accepts (Slack ts, Teams activity id…).
    * `token`, when given, is carried by the message in a way `find` can recognise. A port must not retry a
    * post on its own after a timeout: the post may have been applied, and only the notifier looks first.
+   * A `ChatRateLimitedError` from a post means the platform applied nothing: the notifier does not look
+   * for that attempt's message.
    */
   post(conversation: Conversation, card: Card, token?: string): Promise<string>;
   /**

@@ -29,6 +29,20 @@ interface PostingMarker {
 const postingMarkerSeconds = 15 * 60;
 
 /**
+ * The lookup for a post whose answer was lost was answered 429. Its limit is the lookup method's own
+ * (Slack: one call a minute outside the Marketplace), not the post pace the card reserved, so only this
+ * card waits: holding the post pace would stall every card of the channel for the lookup's minute.
+ */
+class LookupRateLimitedError extends Error {
+  override readonly name = "LookupRateLimitedError";
+  readonly retryAfterMs: number;
+  constructor(retryAfterMs: number, options?: { cause?: unknown }) {
+    super(`card lookup rate limited; retry after ${retryAfterMs} ms`, options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
  * Cards to render live in a sorted set scored by when (a transition adds its job in the same script
  * that changes the state). Claiming moves due cards to an in-flight set with a deadline, so each card
  * is rendered by one process at a time and a card whose renderer died is claimed again.
@@ -134,6 +148,8 @@ export interface NotifierOptions {
   concurrency?: number;
   /** How long to sleep when nothing is due. */
   idleMs?: number;
+  /** How a card whose platform keeps failing is tried again (defaults: `defaultRetry`). */
+  retry?: Partial<CardRetry>;
 }
 
 export interface Notifier {
@@ -141,8 +157,20 @@ export interface Notifier {
 }
 
 const claimMs = 60_000;
-/** Attempts for a card whose platform keeps failing before the notifier gives up on that state. */
-const maxFailures = 20;
+
+/** Backoff for a card whose delivery failed, and how long it keeps failing before the notifier gives up. */
+export interface CardRetry {
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /**
+   * Counted from the card's first failure in a row. A card's last state has no later one to bring it up
+   * to date, so an outage must be outlived, not counted in attempts: twenty attempts were seven minutes,
+   * and a longer chat outage left every card that ended meanwhile showing "running" for good.
+   */
+  giveUpAfterMs: number;
+}
+
+const defaultRetry: CardRetry = { firstDelayMs: 500, maxDelayMs: 30_000, giveUpAfterMs: 24 * 3600_000 };
 
 /**
  * Keeps one card per job in its conversation: posted once, then edited in place, always with the newest
@@ -158,7 +186,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     redis.defineCommand("shipbotFinishCards", { numberOfKeys: 2, lua: finishScript });
   }
   const clock = createPaceClock(redis, keys.pace);
-  const failures = new Map<string, number>();
+  const retry: CardRetry = { ...defaultRetry, ...options.retry };
+  /** Cards whose delivery is failing: attempts so far and when the first of them failed. */
+  const failures = new Map<string, { count: number; since: number }>();
   const concurrency = options.concurrency ?? 50;
   let stopped = false;
 
@@ -242,6 +272,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
       try {
         found = await chat.find(conversation, marker.token, { from: marker.from, to: marker.to });
       } catch (error) {
+        if (isChatRateLimitedError(error))
+          throw new LookupRateLimitedError(error.retryAfterMs, { cause: error });
         // A lookup that can never work (e.g. a scope missing): a second card beats no card.
         if (!isShipbotError(error) || error.retryable) throw error;
         log.warn({ cardId, err: error }, "cannot look for a card whose post answer was lost; posting");
@@ -255,7 +287,25 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const now = Date.now();
     const next: PostingMarker = { token: marker?.token ?? randomUUID(), from: marker?.from ?? now, to: now };
     await redis.set(key, JSON.stringify(next), "EX", postingMarkerSeconds);
-    return chat.post(conversation, card, next.token);
+    try {
+      return await chat.post(conversation, card, next.token);
+    } catch (error) {
+      // A 429 is the platform refusing the post without applying it: this attempt made no message, so the
+      // marker goes back to what earlier attempts left (none: no lookup at all). Otherwise every card
+      // refused in a burst would need a lookup, which Slack allows once a minute.
+      if (isChatRateLimitedError(error)) await restoreMarker(cardId, key, stored);
+      throw error;
+    }
+  }
+
+  /** Puts back the marker a refused post replaced; a failure only costs a lookup that finds nothing. */
+  async function restoreMarker(cardId: string, key: string, previous: string | null): Promise<void> {
+    try {
+      if (previous === null) await redis.del(key);
+      else await redis.set(key, previous, "EX", postingMarkerSeconds);
+    } catch (error) {
+      log.warn({ cardId, err: error }, "could not restore the card's posting marker after a 429");
+    }
   }
 
   /** Renders one card; returns how long to wait before trying it again (0: done). */
@@ -306,6 +356,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
           )
         : await deliver();
     } catch (error) {
+      if (error instanceof LookupRateLimitedError) {
+        log.info({ jobId, retryAfterMs: error.retryAfterMs }, "card lookup rate limited; this card waits");
+        return error.retryAfterMs;
+      }
       if (isChatRateLimitedError(error)) {
         log.info(
           { jobId, retryAfterMs: error.retryAfterMs, pace: pace?.key },
@@ -314,15 +368,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
         if (pace) await clock.hold(pace.key, error.retryAfterMs);
         return error.retryAfterMs;
       }
-      const count = (failures.get(jobId) ?? 0) + 1;
-      if ((isShipbotError(error) && !error.retryable) || count >= maxFailures) {
+      const failing = failures.get(jobId) ?? { count: 0, since: Date.now() };
+      failing.count++;
+      const outlived = Date.now() - failing.since >= retry.giveUpAfterMs;
+      if ((isShipbotError(error) && !error.retryable) || outlived) {
         failures.delete(jobId);
         log.error({ jobId, err: error }, "card cannot be delivered; giving up on this state");
         return 0;
       }
-      failures.set(jobId, count);
-      log.warn({ jobId, err: error, attempt: count }, "card update failed; will retry");
-      return Math.min(30_000, 250 * 2 ** count);
+      failures.set(jobId, failing);
+      log.warn({ jobId, err: error, attempt: failing.count }, "card update failed; will retry");
+      return Math.min(retry.maxDelayMs, retry.firstDelayMs * 2 ** (failing.count - 1));
     }
     failures.delete(jobId);
     delivered.set(jobId, { ref, seq: state.seq, posted: ref !== previous?.ref });
