@@ -16,16 +16,21 @@ local jobId, data, need, expiresAt, text, requester, auditMax, ttl, kind = ARGV[
 local from, distinct, remindAt, authorsKnown, authors = ARGV[10], ARGV[11], tonumber(ARGV[12]), ARGV[13], ARGV[14]
 if redis.call('EXISTS', state) == 1 then return 0 end
 local now = nowMs()
--- A newer request for the same target voids the older one and its approvals.
-local older = redis.call('GET', pending)
-if older and older ~= jobId and kind == 'deploy' then
-  local olderState = string.gsub(state, '[^:]+$', older)
-  if redis.call('HGET', olderState, 'phase') == 'pending-approval' then
-    transition(olderState, olderState, audit, cards, older, 'superseded', 'Superseded by a newer request (' .. jobId .. '); its approvals no longer count', now, 0, auditMax, ttl, {}, {})
-    redis.call('ZREM', approvals, older)
+-- A newer deploy request for the same target voids the older deploy request and its approvals. Only
+-- deploys supersede and are superseded (a rollback or scale request stands), so the key names the
+-- target's pending deploy request alone: a scale or rollback requested in between must not hide it.
+if kind == 'deploy' then
+  local older = redis.call('GET', pending)
+  if older and older ~= jobId then
+    local olderState = string.gsub(state, '[^:]+$', older)
+    local o = redis.call('HMGET', olderState, 'phase', 'kind')
+    if o[1] == 'pending-approval' and o[2] == 'deploy' then
+      transition(olderState, olderState, audit, cards, older, 'superseded', 'Superseded by a newer request (' .. jobId .. '); its approvals no longer count', now, 0, auditMax, ttl, {}, {})
+      redis.call('ZREM', approvals, older)
+    end
   end
+  redis.call('SET', pending, jobId, 'PX', ttl)
 end
-redis.call('SET', pending, jobId, 'PX', ttl)
 redis.call('HSET', state, 'data', data, 'need', need, 'expiresAt', expiresAt, 'requester', requester, 'from', from, 'distinct', distinct)
 -- The people who wrote the change, as login:/email: keys separated by spaces; present (maybe empty) only when they are known.
 if authorsKnown == '1' then redis.call('HSET', state, 'authors', authors) end

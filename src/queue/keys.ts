@@ -39,7 +39,7 @@ export interface Keys {
   approvals: string;
   /** Sorted set: approval requests by when their card shows a reminder (removed when claimed). */
   approvalReminders: string;
-  /** String: the approval request pending for a target, so a newer request voids it. */
+  /** String: the deploy request pending for a target, so a newer deploy request voids it. */
   pendingApproval(service: string, env: string): string;
   /** BullMQ's event stream of the operations queue, read by the deriver. */
   opsEvents: string;

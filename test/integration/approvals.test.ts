@@ -133,6 +133,42 @@ describe("approvals (production needs two approvals from sre, not the requester)
     );
   });
 
+  it("voids only an older deploy request: a scale or rollback request waiting for approval stands", async () => {
+    const { gated, t } = await start();
+    const production = t.config.environments.production;
+    if (!production?.approval) throw new Error("example config has no production approval");
+    // Rollbacks need approval here too, so a rollback request can wait beside the deploys.
+    t.config.environments.production = {
+      ...production,
+      approval: { ...production.approval, rollbacks: "require" },
+    };
+    const deploy = await request(t, "/deploy api production v2");
+    await t.waitForPhase(deploy, ["pending-approval"]);
+    const scale = await request(t, "/scale api production 4");
+    await t.waitForPhase(scale, ["pending-approval"]);
+    const rollback = await request(t, "/rollback api production");
+    await t.waitForPhase(rollback, ["pending-approval"]);
+    await click(t, sre(2), "approve", scale);
+
+    const newer = await request(t, "/deploy api production v3");
+    // The newer deploy voids the older deploy, even with other requests made in between...
+    expect((await t.waitForPhase(deploy, ["superseded"])).text).toBe(
+      `Superseded by a newer request (${newer}); its approvals no longer count`,
+    );
+    await t.waitForPhase(newer, ["pending-approval"]);
+    // ...and never a scale or a rollback: those keep waiting, with the approvals they have.
+    expect((await t.runtime.status.read(scale))?.phase).toBe("pending-approval");
+    expect((await t.runtime.status.read(scale))?.text).toBe("Approved by sre-2 · 1 of 2 · waiting for more");
+    expect((await t.runtime.status.read(rollback))?.phase).toBe("pending-approval");
+    expect((await click(t, sre(3), "approve", scale)).card?.title).toBe(
+      `Approved by sre-2, sre-3: ${scale} is queued`,
+    );
+    const [call] = await gated.started(1);
+    expect(call?.kind).toBe("scale");
+    call?.finish();
+    await t.waitForPhase(scale, ["succeeded"]);
+  });
+
   it("lets the requester cancel a request that waits for approval", async () => {
     const { gated, t } = await start();
     const jobId = await request(t);
