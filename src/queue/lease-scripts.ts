@@ -31,15 +31,50 @@ local auditMax, ttl = ${auditMaxLength}, ${stateTtlMs}
 local bullPrefix = string.sub(bullJob, 1, #bullJob - #jobId)
 local breakGlassCard = '${toBreakGlassCardId("ran", "")}' .. jobId
 
--- Marks, locks, freezes and incidents are rare: an empty hash does not exist, so one EXISTS tells whether
--- any is held at all; only then are they read one by one.
-local flagged = redis.call('EXISTS', marks, locks, freezes, incidents) > 0
+-- Hash: "<service>:<env>" -> "<requestedAt>|<job id>" of the target's newest deploy blocked by a lock or
+-- freeze. Blocked jobs wait outside the line, so this is how supersede still sees them: without it the
+-- blocked deploys look again in any order once the guard lifts, and an older one could run after a newer
+-- one and leave its version live. Beside the marks (same hash tag), derived like the batch keys.
+local blockedDeploys = string.sub(marks, 1, -6) .. 'blocked-deploys'
+local targetField = service .. ':' .. env
+
+-- Marks, locks, freezes, incidents and blocked deploys are rare: an empty hash does not exist, so one
+-- EXISTS tells whether any is held at all; only then are they read one by one.
+local flagged = redis.call('EXISTS', marks, locks, freezes, incidents, blockedDeploys) > 0
 local mark = flagged and redis.call('HGET', marks, jobId)
 if mark then
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
   redis.call('HDEL', marks, jobId)
+  -- Ends here: a blocked deploy it was remembered as must not outlive it.
+  if kind == 'deploy' and redis.call('HGET', blockedDeploys, targetField) == ARGV[5] .. '|' .. jobId then
+    redis.call('HDEL', blockedDeploys, targetField)
+  end
   return {'marked', mark}
+end
+
+local superseded = {}
+-- Supersede among blocked deploys, called for every deploy that gets past its marks while one is
+-- remembered (and for every blocked deploy): an older blocked deploy is superseded by this one; a blocked
+-- deploy older than the remembered one is itself superseded (answer: the newer one's id). A deploy that
+-- is not blocked (it runs or joins the line) leaves a newer blocked one alone: it runs first anyway.
+local function settleBlocked(blockedNow)
+  local other = redis.call('HGET', blockedDeploys, targetField)
+  local ots, oid = false, false
+  if other then ots, oid = string.match(other, '^([^|]+)|(.+)$') end
+  if oid and oid ~= jobId and tonumber(ots) > ts then
+    return blockedNow and oid or false
+  end
+  if oid and oid ~= jobId then
+    redis.call('HSET', marks, oid, 'superseded|' .. jobId)
+    table.insert(superseded, oid)
+  end
+  if blockedNow then
+    redis.call('HSET', blockedDeploys, targetField, ARGV[5] .. '|' .. jobId)
+  elseif oid then
+    redis.call('HDEL', blockedDeploys, targetField)
+  end
+  return false
 end
 
 local now = nowMs()
@@ -94,9 +129,13 @@ if blocked then
   -- they look again every recheck.
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
+  local newer = kind == 'deploy' and settleBlocked(true)
+  if newer then return {'marked', 'superseded|' .. newer} end
   transition(state, bullJob, audit, cards, jobId, 'waiting', 'Waiting · ' .. blocked, now, 0, auditMax, ttl, {}, { 'position' })
   return {'blocked', blocked, '0'}
 end
+
+if kind == 'deploy' and flagged then settleBlocked(false) end
 
 local holder = redis.call('GET', lease)
 local holderId = holder and string.match(holder, '^([^|]+)|') or false
@@ -166,7 +205,6 @@ if not busy then
   return {'acquired', tostring(fence), tostring(firstFence)}
 end
 
-local superseded = {}
 if kind == 'deploy' then
   local members = redis.call('ZRANGE', line, 0, -1)
   for _, m in ipairs(members) do
@@ -220,12 +258,17 @@ const acquireScript = `${transitionLua}${acquireBodyLua}`;
  */
 const cancelScript = `${transitionLua}
 local marks, state, bullJob, audit, cards, line = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local jobId, by, member, auditMax, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local jobId, by, member, auditMax, ttl, targetField = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local phase = redis.call('HGET', state, 'phase')
 if phase == 'running' or phase == 'progress' then return 'running' end
 if phase and terminal[phase] then return phase end
 redis.call('HSET', marks, jobId, 'cancelled|' .. by)
 redis.call('ZREM', line, member)
+-- A cancelled deploy blocked by a lock or freeze is no longer the one newer deploys supersede (see acquire).
+local blockedDeploys = string.sub(marks, 1, -6) .. 'blocked-deploys'
+if redis.call('HGET', blockedDeploys, targetField) == string.match(member, '|(.+)$') then
+  redis.call('HDEL', blockedDeploys, targetField)
+end
 local now = nowMs()
 transition(state, bullJob, audit, cards, jobId, 'cancelled', 'Cancelled by ' .. by, now, 0, auditMax, ttl,
   { 'finishedAt', tostring(now) }, { 'position' })
@@ -340,6 +383,7 @@ export function createLeases(redis: Redis, keys: Keys): Leases {
         lineMember(request),
         auditMaxLength,
         stateTtlMs,
+        `${request.service}:${request.env}`,
       );
     },
     async mark(jobId, mark) {

@@ -21,7 +21,8 @@ describe("locks and freezes", () => {
     const locked = await t.runtime.handle(chatCommand("/lock api staging db migration running"));
     expect(locked.card?.title).toBe("🔒 Locked api in staging");
 
-    const blocked = await t.runtime.handle(chatCommand("/deploy api staging v2", someone));
+    // A scale: a deploy blocked here would be superseded by the holder's newer deploy below.
+    const blocked = await t.runtime.handle(chatCommand("/scale api staging 3", someone));
     const waiting = await t.waitForPhase(blocked.jobIds[0] as string, ["waiting"]);
     expect(waiting.text).toBe("Waiting · api/staging is locked by demo: db migration running");
 
@@ -41,7 +42,8 @@ describe("locks and freezes", () => {
     expect(refused.error?.code).toBe("forbidden");
     await t.runtime.handle(chatCommand("/unlock api staging"));
     const [, second] = await gated.started(2);
-    expect(second?.arg).toBe("ghcr.io/acme/api:v2");
+    expect(second?.kind).toBe("scale");
+    expect(second?.arg).toBe(3);
     second?.finish();
     await t.waitForPhase(blocked.jobIds[0] as string, ["succeeded"]);
   });

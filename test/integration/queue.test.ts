@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime } from "../../src/bin/create-runtime.ts";
 import { ShipbotError } from "../../src/core/errors.ts";
 import { trimFinished } from "../../src/queue/retention.ts";
-import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { chatCommand, demoUser, sre } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { redisUrl, startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
 
@@ -157,6 +157,44 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     await t.waitForPhase(c, ["succeeded"]);
     expect((await t.waitForPhase(a, ["succeeded"])).phase).toBe("succeeded");
     expect(gated.calls.map((call) => call.arg)).toEqual(["ghcr.io/acme/api:v2", "ghcr.io/acme/api:v4"]);
+  });
+
+  it("lets a newer deploy supersede an older one that waits behind a lock, so the older never runs after it", async () => {
+    const { gated, t } = await start();
+    const locked = await t.runtime.handle(chatCommand("/lock api staging db migration", sre(1)));
+    expect(locked.error?.message).toBeUndefined();
+    const a = await submit(t, "/deploy api staging v2");
+    await t.waitForPhase(a, ["waiting"]);
+    const b = await submit(t, "/deploy api staging v3");
+    expect((await t.waitForPhase(b, ["waiting"])).text).toBe(
+      "Waiting · api/staging is locked by sre-1: db migration",
+    );
+    // Both wait outside the line; after the unlock each looks again on its own clock, in either order.
+    // The older one must not run after the newer one and leave v2 live.
+    expect((await t.waitForPhase(a, ["superseded"], 3_000)).text).toBe(`Superseded by a newer deploy (${b})`);
+    await t.runtime.handle(chatCommand("/unlock api staging", sre(1)));
+    const [call] = await gated.started(1);
+    call?.finish();
+    await t.waitForPhase(b, ["succeeded"]);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(gated.calls.map((c) => c.arg)).toEqual(["ghcr.io/acme/api:v3"]);
+  });
+
+  it("lets a deploy that arrives after an unlock supersede an older one still blocked from before", async () => {
+    const { gated, t } = await start();
+    await t.runtime.handle(chatCommand("/lock api staging db migration", sre(1)));
+    const a = await submit(t, "/deploy api staging v2");
+    await t.waitForPhase(a, ["waiting"]);
+    await t.runtime.handle(chatCommand("/unlock api staging", sre(1)));
+    // Lands before the blocked deploy looks again, takes the free target and must void the older one.
+    const b = await submit(t, "/deploy api staging v3");
+    const [call] = await gated.started(1);
+    expect(call?.arg).toBe("ghcr.io/acme/api:v3");
+    expect((await t.waitForPhase(a, ["superseded"], 3_000)).text).toBe(`Superseded by a newer deploy (${b})`);
+    call?.finish();
+    await t.waitForPhase(b, ["succeeded"]);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(gated.calls.map((c) => c.arg)).toEqual(["ghcr.io/acme/api:v3"]);
   });
 
   it("runs a waiting rollback before a waiting deploy", async () => {
