@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Job } from "bullmq";
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createConversationStore,
@@ -63,6 +64,11 @@ let dir: string;
 /** Deploys of web to staging wait here, so a job can be held in line for a Cancel click. */
 let openGate: () => void = () => undefined;
 let gate: Promise<void> = Promise.resolve();
+/** The adapter's warnings and errors, as pino writes them. */
+const logLines: Array<{ level: number; msg: string; conversation?: string }> = [];
+const adapterLog = pino({ level: "warn" }, { write: (line: string) => logLines.push(JSON.parse(line)) });
+/** Longest the adapter keeps a rate-limited reply waiting here (30 s in production). */
+const replyMaxWaitMs = 2_500;
 
 beforeAll(async () => {
   teams = await startTeamsEmulator({ appId, timeScale });
@@ -106,12 +112,13 @@ beforeAll(async () => {
     tenantId,
     handle: (command) => (handlers as Runtime).handle(command),
     handleAction: (action) => (handlers as Runtime).handleAction(action),
-    log: quietLog,
+    log: adapterLog,
     conversationStore: createConversationStore({ redis: storeRedis, prefix: config.redisPrefix }),
     openIdMetadataUrl: teams.openIdMetadataUrl,
     credentialsFactory: { getToken: async (r) => teams.issuer.signBotToken(r.appId, r.audience) },
     pace: { intervalMs: 2000 * timeScale },
     retry: { baseDelayMs: 5, maxDelayMs: 20 },
+    replyRetry: { maxWaitMs: replyMaxWaitMs },
   });
   runtime = await createRuntime({
     config,
@@ -366,6 +373,60 @@ describe("messages", () => {
     expect(textOf(cards[0]?.activity ?? {})).toContain("Deployed ghcr.io/acme/web:v7");
     expect(callsIn(conversation).filter((c) => c.kind === "send")).toHaveLength(1);
     expect(await jobsIn(conversation)).toHaveLength(1);
+  });
+});
+
+describe("direct replies the connector rate-limits (429)", () => {
+  const replyCalls = (conversation: string) => callsIn(conversation).filter((c) => c.kind === "reply");
+  const undelivered = (conversation: string) =>
+    logLines.filter((l) => l.conversation === conversation && /could not deliver a Teams reply/.test(l.msg));
+
+  it("answers Teams at once and delivers the reply after the connector's Retry-After", async () => {
+    const conversation = `a:personal-429-${randomUUID()}`;
+    teams.fail({ status: 429, retryAfter: "1", kind: "reply", conversationId: conversation });
+    const typo = message(conversation, "deploy apu staging v2", sre);
+    const started = Date.now();
+    expect((await deliver(typo)).status).toBe(200);
+    // The request is not held for the Retry-After: Bot Framework gives a bot only seconds.
+    expect(Date.now() - started).toBeLessThan(900);
+    const [answer] = await until(
+      "the retried reply",
+      () => {
+        const found = teams.activities(conversation).filter((a) => a.replyToId !== undefined);
+        return found.length > 0 ? found : undefined;
+      },
+      replyMaxWaitMs + 2_000,
+    );
+    expect(answer?.replyToId).toBe(typo.id);
+    expect(textOf(answer?.activity ?? {})).toBe("no service `apu`; did you mean `api`?");
+    const [limited, sent] = replyCalls(conversation);
+    expect([limited?.status, sent?.status]).toEqual([429, 201]);
+    expect((sent?.at ?? 0) - (limited?.at ?? 0)).toBeGreaterThanOrEqual(950);
+    await adapter.idle();
+    expect(teams.activities(conversation)).toHaveLength(1);
+    expect(undelivered(conversation)).toEqual([]);
+  });
+
+  it("keeps trying while Teams keeps answering 429, then logs at error level that the person got no answer", async () => {
+    const conversation = `a:personal-429-again-${randomUUID()}`;
+    teams.fail({ status: 429, retryAfter: "1", times: 10, kind: "reply", conversationId: conversation });
+    await say(conversation, "whoami", sre);
+    await until("the reply given up", () => (undelivered(conversation).length > 0 ? true : undefined), 6_000);
+    await adapter.idle();
+    // 1 s apart within the 2.5 s a person is kept waiting here: the first send and two more.
+    expect(replyCalls(conversation).map((c) => c.status)).toEqual([429, 429, 429]);
+    expect(teams.activities(conversation)).toEqual([]);
+    expect(undelivered(conversation)).toMatchObject([{ level: 50 }]);
+  });
+
+  it("does not wait out a Retry-After longer than a person waits: logs at error level at once", async () => {
+    const conversation = `a:personal-429-long-${randomUUID()}`;
+    teams.fail({ status: 429, retryAfter: "60", kind: "reply", conversationId: conversation });
+    await say(conversation, "help", sre);
+    await adapter.idle();
+    expect(replyCalls(conversation).map((c) => c.status)).toEqual([429]);
+    expect(undelivered(conversation)).toMatchObject([{ level: 50 }]);
+    expect(undelivered(conversation)[0]?.msg).toContain("asked to wait 60000 ms");
   });
 });
 

@@ -17,9 +17,10 @@ import { type Card, createCard } from "../../core/card.ts";
 import { toShipbotError } from "../../core/errors.ts";
 import type { ChatUser } from "../../core/model.ts";
 import type { RouteHandler } from "../../http/create-http-server.ts";
-import type { ChatPort } from "../../notify/chat-port.ts";
+import { type ChatPort, type ChatRateLimitedError, isChatRateLimitedError } from "../../notify/chat-port.ts";
 import type { ConversationStore, TeamsConversationReference } from "./conversation-store.ts";
 import {
+  type CardActivity,
   callTeams,
   createTeamsChat,
   type TeamsConnector,
@@ -72,11 +73,24 @@ export interface TeamsAdapterOptions {
   /** Spacing the notifier keeps per conversation (scale it down against a time-scaled emulator). */
   pace?: TeamsPaceOptions;
   retry?: TeamsRetryOptions;
+  /** What happens to a direct reply (the answer to a message) that the connector rate-limits. */
+  replyRetry?: TeamsReplyRetryOptions;
   /** How long a card click may take before Teams is answered "working on it"; default 3 s (Teams waits ~5 s). */
   invokeBudgetMs?: number;
   /** Largest request body accepted; default 1 MiB. */
   maxBodyBytes?: number;
   clock?: () => number;
+}
+
+export interface TeamsReplyRetryOptions {
+  /**
+   * Longest a person is kept waiting for the answer to their message when the connector answers 429:
+   * past it the reply is given up and logged as an error. Default 30 s, which also covers Teams'
+   * 30-second per-thread window; a Retry-After beyond it is not waited for at all.
+   */
+  maxWaitMs?: number;
+  /** Sends after the first one; default 3. */
+  attempts?: number;
 }
 
 export interface TeamsAdapter {
@@ -145,6 +159,11 @@ class ShipbotCloudAdapter extends CloudAdapter {
 interface ConnectorClientLike {
   conversations: {
     sendToConversation(conversationId: string, activity: Partial<Activity>): Promise<{ id?: string }>;
+    replyToActivity(
+      conversationId: string,
+      activityId: string,
+      activity: Partial<Activity>,
+    ): Promise<{ id?: string }>;
     updateActivity(conversationId: string, activityId: string, activity: Partial<Activity>): Promise<unknown>;
   };
   client?: { pipeline?: { removePolicy(options: { phase: string }): unknown } };
@@ -191,6 +210,43 @@ function tenantOf(activity: Activity): string | undefined {
   const data = activity.channelData as { tenant?: { id?: unknown } } | undefined;
   const fromData = typeof data?.tenant?.id === "string" ? data.tenant.id : undefined;
   return activity.conversation?.tenantId ?? fromData;
+}
+
+/** How to reach the activity's conversation later, or undefined when the activity does not say. */
+function toReference(activity: Activity): TeamsConversationReference | undefined {
+  const conversationId = activity.conversation?.id;
+  const botId = activity.recipient?.id;
+  if (!conversationId || !botId || !activity.serviceUrl) return undefined;
+  const tenantId = tenantOf(activity);
+  return {
+    conversationId: toConversation(conversationId).channel,
+    serviceUrl: activity.serviceUrl,
+    channelId: activity.channelId,
+    botId,
+    ...(activity.recipient.name ? { botName: activity.recipient.name } : {}),
+    ...(tenantId ? { tenantId } : {}),
+    ...(activity.conversation.conversationType
+      ? { conversationType: activity.conversation.conversationType }
+      : {}),
+    ...(typeof activity.conversation.isGroup === "boolean" ? { isGroup: activity.conversation.isGroup } : {}),
+  };
+}
+
+/**
+ * `work`, or `fallback` once `ms` have passed, whichever comes first. The timer is cleared as soon as
+ * the race is decided: one left pending per card click would pile up under load and keep the process
+ * from exiting.
+ */
+async function raceBudget<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(resolve, ms, fallback);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -345,24 +401,8 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
   }
 
   async function remember(activity: Activity): Promise<void> {
-    const conversationId = activity.conversation?.id;
-    const botId = activity.recipient?.id;
-    if (!conversationId || !botId || !activity.serviceUrl) return;
-    const tenantId = tenantOf(activity);
-    await conversationStore.save({
-      conversationId: toConversation(conversationId).channel,
-      serviceUrl: activity.serviceUrl,
-      channelId: activity.channelId,
-      botId,
-      ...(activity.recipient.name ? { botName: activity.recipient.name } : {}),
-      ...(tenantId ? { tenantId } : {}),
-      ...(activity.conversation.conversationType
-        ? { conversationType: activity.conversation.conversationType }
-        : {}),
-      ...(typeof activity.conversation.isGroup === "boolean"
-        ? { isGroup: activity.conversation.isGroup }
-        : {}),
-    });
+    const reference = toReference(activity);
+    if (reference !== undefined) await conversationStore.save(reference);
   }
 
   /** The sender as shipbot knows them: the Entra object id, never the display name. */
@@ -372,20 +412,110 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
     return { id: toTeamsPrincipal(aad), name: activity.from.name || aad, groups: [] };
   }
 
+  /** Aborted by stop(): a reply still waiting out a Retry-After is then given up, not waited for. */
+  const stopping = new AbortController();
+  const replyMaxWaitMs = options.replyRetry?.maxWaitMs ?? 30_000;
+  const replyAttempts = Math.max(0, options.replyRetry?.attempts ?? 3);
+
+  /** The answer to a message, as a reply to it. */
   async function replyWith(context: TurnContext, card: Card): Promise<void> {
+    const activity = toCardActivity(card);
+    const conversationId = context.activity.conversation?.id;
     try {
       connectorOf(context);
-      await callTeams(
-        "reply",
-        () => context.sendActivity(toCardActivity(card) as Partial<Activity>),
-        options.retry,
-      );
+      await callTeams("reply", () => context.sendActivity(activity as Partial<Activity>), options.retry);
     } catch (error) {
-      log.warn(
-        { err: error, conversation: context.activity.conversation?.id },
-        "could not deliver a Teams reply",
-      );
+      const reference = toReference(context.activity);
+      const replyToId = context.activity.id;
+      if (isChatRateLimitedError(error) && reference !== undefined && conversationId && replyToId) {
+        // Not awaited: Bot Framework wants the request answered within seconds, and the turn's
+        // context is revoked when it ends, so the retry waits outside the turn and sends on its own.
+        void track(retryReply({ reference, conversationId, replyToId }, activity, error));
+        return;
+      }
+      logUndelivered(error, conversationId, 1, "the connector call failed");
     }
+  }
+
+  function logUndelivered(
+    error: unknown,
+    conversation: string | undefined,
+    sends: number,
+    why: string,
+  ): void {
+    // The person who asked never sees the answer, so an operator has to hear of it.
+    log.error(
+      { err: error, conversation, sends },
+      `could not deliver a Teams reply (${why}); the person got no answer`,
+    );
+  }
+
+  /**
+   * Sends a rate-limited reply again after the connector's Retry-After, as Teams asks of 429s, with a
+   * little jitter so replies held back together do not all return at once, for as long as a person
+   * waits for an answer (replyRetry.maxWaitMs). A Retry-After beyond that is not waited for.
+   */
+  async function retryReply(
+    target: { reference: TeamsConversationReference; conversationId: string; replyToId: string },
+    activity: CardActivity,
+    rateLimited: ChatRateLimitedError,
+  ): Promise<void> {
+    const deadline = clock() + replyMaxWaitMs;
+    let lastError: unknown = rateLimited;
+    let waitMs = rateLimited.retryAfterMs;
+    let sends = 1;
+    const giveUp = (why: string) => logUndelivered(lastError, target.conversationId, sends, why);
+    for (;;) {
+      if (sends - 1 >= replyAttempts) return giveUp(`rate limited after ${sends} sends`);
+      const room = deadline - clock() - waitMs;
+      if (room < 0)
+        return giveUp(`Teams asked to wait ${waitMs} ms, past the ${replyMaxWaitMs} ms a person waits`);
+      const jitter = Math.floor(Math.random() * Math.min(waitMs / 4, room));
+      try {
+        await sleep(waitMs + jitter, undefined, { signal: stopping.signal });
+      } catch {
+        return giveUp("shipbot stopped while it waited");
+      }
+      sends += 1;
+      try {
+        const { reference, conversationId, replyToId } = target;
+        await callTeams(
+          "reply",
+          () => sendReply(reference, conversationId, replyToId, activity),
+          options.retry,
+        );
+        log.info({ conversation: conversationId, sends }, "teams reply delivered after a 429");
+        return;
+      } catch (error) {
+        lastError = error;
+        if (!isChatRateLimitedError(error)) return giveUp("the connector call failed");
+        waitMs = error.retryAfterMs;
+      }
+    }
+  }
+
+  /** A reply outside the turn it answers (which has ended): a proactive turn replying to the message. */
+  async function sendReply(
+    reference: TeamsConversationReference,
+    conversationId: string,
+    replyToId: string,
+    activity: CardActivity,
+  ): Promise<void> {
+    await inConversation(reference, conversationId, async (client) => {
+      await client.conversations.replyToActivity(conversationId, replyToId, {
+        ...activity,
+        replyToId,
+        channelId: reference.channelId,
+        serviceUrl: reference.serviceUrl,
+        from: { id: reference.botId, name: reference.botName ?? "" },
+        conversation: {
+          id: conversationId,
+          isGroup: reference.isGroup ?? false,
+          conversationType: reference.conversationType ?? "",
+          name: "",
+        },
+      });
+    });
   }
 
   async function onMessage(context: TurnContext): Promise<void> {
@@ -484,10 +614,11 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
       ),
     );
     // Teams gives an invoke a few seconds; slower work goes on and the card shows its result.
-    const text = await Promise.race([
+    const text = await raceBudget(
       work,
-      sleep(invokeBudgetMs).then(() => "Working on it; the card will update when it is done."),
-    ]);
+      invokeBudgetMs,
+      "Working on it; the card will update when it is done.",
+    );
     await invokeAnswer(context, 200, messageResponse(text));
   }
 
@@ -576,6 +707,7 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
     },
     async stop() {
       accepting = false;
+      stopping.abort();
       await Promise.allSettled([...inflight]);
     },
     async idle() {
