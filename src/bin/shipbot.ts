@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { once } from "node:events";
+import type { Server } from "node:http";
 import { commandRegistry } from "../../commands/index.ts";
 import { createShellChat } from "../adapters/shell/create-shell-chat.ts";
 import { runShell } from "../adapters/shell/run-shell.ts";
@@ -282,19 +283,47 @@ async function main(argv: string[]): Promise<number> {
       ...dashboard?.routes,
     },
   });
-  server.listen(settings.port, settings.host);
-  await once(server, "listening");
+  const stop = async (): Promise<void> => {
+    await slackIn?.stop();
+    await teams?.stop();
+    server.close();
+    await live.close();
+    await teamsRedis?.quit();
+    await tracing?.shutdown();
+  };
+  try {
+    await listen(server, settings.port, settings.host);
+  } catch (error) {
+    // The runtime is already connected (and, in `all` or `worker`, taking jobs): stop it, or the
+    // process lives on without its probes and metrics.
+    await stop();
+    throw error;
+  }
   log.info({ port: settings.port, mode: command }, "shipbot started");
 
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   log.info("shutting down: no new work; running jobs finish");
-  await slackIn?.stop();
-  await teams?.stop();
-  server.close();
-  await live.close();
-  await teamsRedis?.quit();
-  await tracing?.shutdown();
+  await stop();
   return 0;
+}
+
+/** Starts listening; a port that cannot be taken becomes a one-line error naming PORT and HOST. */
+async function listen(server: Server, port: number, host: string): Promise<void> {
+  server.listen(port, host);
+  try {
+    await once(server, "listening");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "EADDRINUSE"
+        ? "the port is already in use; set PORT to a free one"
+        : code === "EACCES"
+          ? "ports below 1024 need privileges; set PORT to 1024 or above"
+          : code === "EADDRNOTAVAIL" || code === "ENOTFOUND"
+            ? "HOST is not an address of this machine; set HOST (default 0.0.0.0)"
+            : `${code ?? "listen failed"}; check PORT and HOST`;
+    throw new SettingsError(`cannot listen on ${host}:${port}: ${why}`, { cause: error });
+  }
 }
 
 main(process.argv.slice(2)).then(
