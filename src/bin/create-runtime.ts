@@ -249,7 +249,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     async close() {
       for (const close of closers) await close();
       await ops.close();
-      await redis.quit().catch(() => undefined);
+      // The fail-fast connection refuses QUIT while Redis is down (no offline queue) and would go on
+      // reconnecting, keeping the process alive after SIGTERM until the kubelet kills it: drop it then.
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }

@@ -5,6 +5,7 @@ import { type JobState, terminalPhases } from "../../src/core/model.ts";
 import type { KubeEmulator } from "../emulators/kubernetes/server.ts";
 import { type CliStack, startCliStack, waitUntil } from "../helpers/cli-stack.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
+import { freePort } from "../helpers/free-port.ts";
 import type { ShipbotProcess } from "../helpers/spawn-shipbot.ts";
 
 /** The test's stand-in for terminationGracePeriodSeconds: far above the rollout's few seconds. */
@@ -92,5 +93,28 @@ describe("graceful shutdown", () => {
     );
     const job = await producer.ops.queue.getJob(jobId);
     expect(await job?.getState()).toBe("completed");
+  });
+});
+
+describe("shutdown while Redis is unreachable", () => {
+  // Nothing is running and nothing can be recorded: the pod should go at once, not when the kubelet
+  // kills it at the end of its grace period.
+  it.each([
+    ["serve", {}],
+    ["serve with Teams", { SHIPBOT_TEAMS_DANGEROUSLY_ALLOW_UNAUTHENTICATED: "true" }],
+  ])("%s exits 0 promptly on SIGTERM", async (_name, more: Record<string, string>) => {
+    const nobody = `redis://127.0.0.1:${await freePort()}`;
+    const serve = stack.start(["serve"], { REDIS_URL: nobody, LOG_LEVEL: "info", ...more });
+    await waitFor("serve to start without Redis", async () =>
+      serve.output().includes('"msg":"shipbot started"') ? true : undefined,
+    );
+    serve.child.kill("SIGTERM");
+    const code = await Promise.race([
+      serve.exited,
+      sleep(5_000).then(() => {
+        throw new Error(`shipbot serve did not exit within 5 s of SIGTERM:\n${serve.output().slice(-2000)}`);
+      }),
+    ]);
+    expect(code).toBe(0);
   });
 });
