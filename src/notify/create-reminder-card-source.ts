@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { fromReminderCardId, reminderCardPrefix, renderReminderCard } from "../core/approval-reminder.ts";
 import type { Config } from "../core/config.ts";
+import type { Conversation } from "../core/model.ts";
 import type { Keys } from "../queue/keys.ts";
 import type { CardSource } from "./create-notifier.ts";
 import { fromStateHash } from "./status-store.ts";
@@ -9,11 +10,24 @@ import { fromStateHash } from "./status-store.ts";
 const waitForCardMs = 1_000;
 
 /**
+ * The thread a reply to the card `ref` in `conversation` goes into. A Teams channel conversation always
+ * names its reply chain (`;messageid=<root>`), so a Teams one without a thread is a personal or group
+ * chat: those have no reply chains and the port posts into the chat itself. The reply keeps the chat's
+ * conversation then, so it is paced under the chat's key with the chat's cards; a thread of the card's
+ * id would give every reminder a pace key of its own, outside the chat's budget.
+ */
+function replyThreadOf(conversation: Conversation, ref: string): string | undefined {
+  if (conversation.thread !== undefined) return conversation.thread;
+  return conversation.platform === "teams" ? undefined : ref;
+}
+
+/**
  * Approval reminders for the notifier (`r-<job id>`, marked by the sweeper's remind script): a reply in
  * the thread of the request's card, so the platform notifies people where an edit of the card would not.
  * The reply goes where replies to that card go: into the card's own thread when it already sits in one
- * (Slack threads and Teams reply chains are one level deep), else under the card itself. It is rendered
- * once (a fixed seq); a request decided or expired by then gets nothing.
+ * (Slack threads and Teams reply chains are one level deep), else under the card itself, except in Teams
+ * chats, which have no reply chains (see `replyThreadOf`). It is rendered once (a fixed seq); a request
+ * decided or expired by then gets nothing.
  */
 export function createReminderCardSource(options: {
   redis: Redis;
@@ -41,9 +55,10 @@ export function createReminderCardSource(options: {
       if (stored === null) return { retryInMs: waitForCardMs };
       const { ref } = JSON.parse(stored) as { ref: string };
       const { conversation } = state.data;
+      const thread = replyThreadOf(conversation, ref);
       return {
         seq: 1,
-        conversation: { ...conversation, thread: conversation.thread ?? ref },
+        conversation: thread === undefined ? conversation : { ...conversation, thread },
         card: renderReminderCard(
           config,
           {
