@@ -70,9 +70,9 @@ return claimed
 
 /**
  * Done with a batch of claims: per card two arguments (id, laterMs); `laterMs` > 0 puts the card back
- * for then (rate limits, platform pacing). References live under another hash tag (`{notify}`), so the
- * caller stores them in a pipeline of their own before this releases the claims, and no other process
- * renders a card meanwhile.
+ * for then (rate limits, platform pacing, a late render to redo). References live under another hash tag
+ * (`{notify}`), so the caller stores them with `storeRefsScript` before this releases the claims, and no
+ * other process renders a card meanwhile.
  */
 const finishScript = `
 local t = redis.call('TIME')
@@ -88,8 +88,39 @@ end
 return 1
 `;
 
+/**
+ * Stores the references of the cards delivered in one turn, all under `{notify}`: per card two keys
+ * (reference, posting marker) and two arguments (the reference's JSON, 1 when this render posted).
+ * A render can outlast its claim (a chat call that hangs) while another process claims the card and
+ * shows a newer state; the late render must not take the card back:
+ * - a newer reference to another message stays (the late render's message is the older copy);
+ * - a newer reference to the same message: the late edit may have landed after the newer one, so the
+ *   message may show the older state now. The older seq is stored (what the message is sure to show)
+ *   and the card is rendered again, which edits the newest state back in.
+ * Returns, per card, 1 when it must be rendered again.
+ */
+const storeRefsScript = `
+local ttl = tonumber(ARGV[1])
+local again = {}
+for i = 1, #KEYS, 2 do
+  local value, posted = ARGV[i + 1], ARGV[i + 2]
+  local mine = cjson.decode(value)
+  local ok, stored = pcall(cjson.decode, redis.call('GET', KEYS[i]) or '')
+  local newer = ok and type(stored) == 'table' and (tonumber(stored.seq) or 0) > mine.seq
+  local same = newer and stored.ref == mine.ref
+  if same or not newer then redis.call('SET', KEYS[i], value, 'EX', ttl) end
+  if posted == '1' then redis.call('DEL', KEYS[i + 1]) end
+  again[#again + 1] = same and 1 or 0
+end
+return again
+`;
+
+/** How long a card's reference is kept after its last render. */
+const cardRefSeconds = 7 * 24 * 3600;
+
 type NotifierRedis = Redis & {
   shipbotFinishCards(cards: string, inflight: string, ...args: Array<string | number>): Promise<number>;
+  shipbotStoreCardRefs(keyCount: number, ...keysAndArgs: Array<string | number>): Promise<number[]>;
   shipbotClaimCards(cards: string, inflight: string, limit: number, claimMs: number): Promise<string[]>;
 };
 
@@ -184,6 +215,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   if (typeof r.shipbotClaimCards !== "function") {
     redis.defineCommand("shipbotClaimCards", { numberOfKeys: 2, lua: claimScript });
     redis.defineCommand("shipbotFinishCards", { numberOfKeys: 2, lua: finishScript });
+    redis.defineCommand("shipbotStoreCardRefs", { lua: storeRefsScript });
   }
   const clock = createPaceClock(redis, keys.pace);
   const retry: CardRetry = { ...defaultRetry, ...options.retry };
@@ -391,9 +423,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
   let flushing: Promise<void> | undefined;
 
   /**
-   * Stores the references of cards delivered in the same turn and releases their claims in one round
-   * trip. A reference is stored before its claim is released, so no other process renders the card
-   * meanwhile; a failed store leaves the claim to expire and the card is rendered again (post-once covers it).
+   * Stores the references of cards delivered in the same turn and releases their claims, one script
+   * call each. A reference is stored before its claim is released, so no other process renders the card
+   * meanwhile; a failed store leaves the claim to expire and the card is rendered again (post-once covers
+   * it). A render that outlasted its claim and found a newer state stored puts its card back for now.
    */
   function release(jobId: string, laterMs: number): Promise<void> {
     pending.push({ jobId, laterMs });
@@ -401,25 +434,27 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const batch = pending;
       pending = [];
       flushing = undefined;
-      const args: Array<string | number> = [];
-      const refs = redis.pipeline();
-      for (const { jobId: id, laterMs: later } of batch) {
+      const keysOf: string[] = [];
+      const refArgs: Array<string | number> = [];
+      const stored: number[] = [];
+      batch.forEach(({ jobId: id }, i) => {
         const done = delivered.get(id);
         delivered.delete(id);
-        args.push(id, later);
-        if (!done) continue;
+        if (!done) return;
         const refKey = keys.cardRef(id);
-        refs.set(
-          refKey,
-          JSON.stringify({ ref: done.ref, seq: done.seq } satisfies CardRef),
-          "EX",
-          7 * 24 * 3600,
-        );
-        if (done.posted) refs.del(`${refKey}:posting`);
-      }
-      if (refs.length > 0) {
-        for (const [error] of (await refs.exec()) ?? []) if (error) throw error;
-      }
+        keysOf.push(refKey, `${refKey}:posting`);
+        refArgs.push(JSON.stringify({ ref: done.ref, seq: done.seq } satisfies CardRef), done.posted ? 1 : 0);
+        stored.push(i);
+      });
+      const again =
+        stored.length > 0
+          ? await r.shipbotStoreCardRefs(keysOf.length, ...keysOf, cardRefSeconds, ...refArgs)
+          : [];
+      const redo = new Set(stored.filter((_, k) => again[k] === 1));
+      const args = batch.flatMap(({ jobId: id, laterMs: later }, i) => [
+        id,
+        redo.has(i) ? Math.max(later, 1) : later,
+      ]);
       await r.shipbotFinishCards(keys.cards, keys.cardsInflight, ...args);
     });
     return flushing;
