@@ -35,7 +35,7 @@ import type { Tracing } from "../observability/tracing.ts";
 import { createApprovals } from "../queue/approval-scripts.ts";
 import { createKeys, type Keys } from "../queue/keys.ts";
 import { createOpsQueue, type OpsQueue } from "../queue/ops-queue.ts";
-import { checkEvictionPolicy, createRedis, waitForReady } from "../queue/redis.ts";
+import { checkEvictionPolicy, closeRedis, createRedis, waitForReady, whenSettled } from "../queue/redis.ts";
 import { startRetention } from "../queue/retention.ts";
 import { createOpWorker } from "../worker/create-op-worker.ts";
 
@@ -78,13 +78,29 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+/**
+ * Stops the operations worker. With Redis reachable it waits for the running jobs, as a graceful
+ * shutdown should. Without, a job could not record its outcome anyway, and BullMQ's graceful close would
+ * wait for its blocking connection to report its end, which ioredis never does for a connection that is
+ * between reconnect attempts: the worker stops at once, and BullMQ's stalled check hands the jobs it
+ * was running to another worker (whose executor reads the cluster first and does not apply twice).
+ */
+async function closeOpWorker(worker: Worker, connection: Redis, log: Logger): Promise<void> {
+  if (connection.status === "ready") return worker.close();
+  log.warn("Redis is unreachable: stopping without waiting for running jobs; they will be retried");
+  await worker.close(true);
+}
+
 /** Builds the parts one process needs; every piece of state lives in Redis. */
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { config, log } = options;
   const keys = createKeys(config.redisPrefix);
   const alerts = config.alerts ?? defaultAlertsConfig;
+  // Aborted by close(): from then on no connection waits for an unreachable Redis (see createRedis).
+  const stopping = new AbortController();
+  const { signal } = stopping;
   // The accept path fails fast so a person hears "queue unavailable" at once; workers wait for Redis.
-  const redis = createRedis({ url: options.redisUrl, role: "producer" });
+  const redis = createRedis({ url: options.redisUrl, role: "producer", signal });
   redis.on("error", (error) => log.warn({ err: error }, "redis connection problem"));
   const { metrics } = options;
   if (metrics) countRedisErrors(redis, metrics, "producer");
@@ -109,9 +125,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
 
   const closers: Array<() => Promise<unknown>> = [];
+  /** This runtime's connections, settled before any step of close() may disconnect one. */
+  const connections: Redis[] = [redis];
   const workers: Worker[] = [];
   if (options.work || options.notify) {
-    const workerRedis = createRedis({ url: options.redisUrl, role: "worker" });
+    const workerRedis = createRedis({ url: options.redisUrl, role: "worker", signal });
+    connections.push(workerRedis);
     workerRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker)"));
     if (metrics) countRedisErrors(workerRedis, metrics, "worker");
     const workerStatus = createStatusStore(workerRedis, keys);
@@ -119,6 +138,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     if (options.work) {
       // The worker's own connection: its fetch commands also take each job's lease (acquire-on-fetch.ts).
       const fetchRedis = workerRedis.duplicate();
+      connections.push(fetchRedis);
       fetchRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (worker fetch)"));
       if (metrics) countRedisErrors(fetchRedis, metrics, "worker");
       const worker = createOpWorker({
@@ -140,13 +160,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const retention = startRetention({ queue: workerOps.queue, redis: workerRedis, log });
       closers.push(async () => {
         await retention.close();
-        await worker.close();
-        await fetchRedis.quit();
+        await closeOpWorker(worker as unknown as Worker, fetchRedis, log);
+        await closeRedis(fetchRedis);
       });
     }
     if (options.notify) {
       const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
       const deriverRedis = workerRedis.duplicate();
+      connections.push(deriverRedis);
       deriverRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (deriver)"));
       if (metrics) countRedisErrors(deriverRedis, metrics, "deriver");
       const deriver = createDeriver({ redis: deriverRedis, keys, queue: workerOps.queue, log, consumer });
@@ -169,6 +190,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       // made from it, and the worker's carries BullMQ's sixty. The notifier makes pipelines per batch of
       // cards (7–13% of its process's CPU per job with records and cards, docs/performance.md).
       const notifierRedis = workerRedis.duplicate();
+      connections.push(notifierRedis);
       notifierRedis.on("error", (error) => log.warn({ err: error }, "redis connection problem (notifier)"));
       if (metrics) countRedisErrors(notifierRedis, metrics, "notifier");
       const notifier = createNotifier({
@@ -198,7 +220,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         () => alertProcessor.close(),
         async () => {
           await notifier.close();
-          await notifierRedis.quit();
+          await closeRedis(notifierRedis);
         },
         () => deriver.close(),
         () => sweeper.close(),
@@ -206,7 +228,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     closers.push(
       () => workerOps.close(),
-      async () => workerRedis.quit(),
+      () => closeRedis(workerRedis),
     );
   }
 
@@ -247,11 +269,16 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     audit,
     workers,
     async close() {
-      for (const close of closers) await close();
-      await ops.close();
-      // The fail-fast connection refuses QUIT while Redis is down (no offline queue) and would go on
-      // reconnecting, keeping the process alive after SIGTERM until the kubelet kills it: drop it then.
-      await redis.quit().catch(() => redis.disconnect());
+      stopping.abort();
+      // Immediate while Redis is up; during an outage, until each connection has given up (createRedis).
+      await Promise.all(connections.map(whenSettled));
+      // Every step runs even if one before it failed: a step left out would keep its connection (and
+      // the process) alive.
+      for (const close of [...closers, () => ops.close(), () => closeRedis(redis)]) {
+        await close().catch((error: unknown) =>
+          log.warn({ err: error }, "a shutdown step failed; closing the rest"),
+        );
+      }
     },
   };
 }

@@ -26,7 +26,7 @@ import { collectQueueMetrics, toQueueTargets } from "../observability/collect-qu
 import { createLogger } from "../observability/create-logger.ts";
 import { createMetrics, timeAcks } from "../observability/metrics.ts";
 import { startTracing } from "../observability/tracing.ts";
-import { checkEvictionPolicy, createRedis } from "../queue/redis.ts";
+import { checkEvictionPolicy, closeRedis, createRedis } from "../queue/redis.ts";
 import { createRuntime, type Runtime } from "./create-runtime.ts";
 import { runAudit } from "./run-audit.ts";
 import { runDemo } from "./run-demo.ts";
@@ -194,7 +194,11 @@ async function main(argv: string[]): Promise<number> {
       : undefined);
   // Teams: conversation references live in Redis so any replica can post proactively after a restart.
   const teamsSettings = settings.teams;
-  const teamsRedis = teamsSettings ? createRedis({ url: settings.redisUrl, role: "worker" }) : undefined;
+  // Aborted when stopping, so that this connection does not wait for an unreachable Redis (createRedis).
+  const stopping = new AbortController();
+  const teamsRedis = teamsSettings
+    ? createRedis({ url: settings.redisUrl, role: "worker", signal: stopping.signal })
+    : undefined;
   teamsRedis?.on("error", (error) => log.warn({ err: error }, "redis connection problem (teams)"));
   const teams =
     teamsSettings && teamsRedis
@@ -284,11 +288,12 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   const stop = async (): Promise<void> => {
+    stopping.abort();
     await slackIn?.stop();
     await teams?.stop();
     server.close();
     await live.close();
-    await teamsRedis?.quit();
+    if (teamsRedis) await closeRedis(teamsRedis);
     await tracing?.shutdown();
   };
   try {
@@ -304,7 +309,10 @@ async function main(argv: string[]): Promise<number> {
   await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
   log.info("shutting down: no new work; running jobs finish");
   await stop();
-  return 0;
+  // Everything is closed. What can still hold the process is a job left running because Redis was
+  // unreachable (see closeOpWorker in create-runtime.ts): nothing it does can be recorded, and BullMQ's
+  // stalled check hands it to another worker. Exit rather than follow its rollout to the end.
+  process.exit(0);
 }
 
 /** Starts listening; a port that cannot be taken becomes a one-line error naming PORT and HOST. */
