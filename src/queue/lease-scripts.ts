@@ -14,7 +14,8 @@ import type { Keys } from "./keys.ts";
  * also clears the lease when it sees the job finish, and wakes the next job in line.
  *
  * Jobs that find the target busy wait in the target's line, a sorted set scored by priority then
- * request time; members are "kind|requestedAt|jobId" so supersede rules need no job data. The same
+ * request time; members are "kind|requestedAt|jobId" so supersede rules need no job data. Jobs held by
+ * a lock, freeze or incident wait outside it, remembered with their place (see `heldKey`). The same
  * script writes the job's new state (running, or waiting with its position), its audit entry and its
  * card signal.
  */
@@ -37,15 +38,21 @@ local breakGlassCard = '${toBreakGlassCardId("ran", "")}' .. jobId
 -- one and leave its version live. Beside the marks (same hash tag), derived like the batch keys.
 local blockedDeploys = string.sub(marks, 1, -6) .. 'blocked-deploys'
 local targetField = service .. ':' .. env
+-- Hash: job id -> "<line score>|<last look>|<kind>|<requester>" of the target's jobs held by a lock,
+-- freeze or incident. They wait outside the line so that, while held, they hold up nobody; this keeps
+-- their place in the line's order for when the guard lifts (see heldAhead). One per target, so jobs held
+-- elsewhere cost this target nothing.
+local held = string.sub(marks, 1, -6) .. 'held:' .. targetField
 
--- Marks, locks, freezes, incidents and blocked deploys are rare: an empty hash does not exist, so one
--- EXISTS tells whether any is held at all; only then are they read one by one.
-local flagged = redis.call('EXISTS', marks, locks, freezes, incidents, blockedDeploys) > 0
+-- Marks, locks, freezes, incidents, blocked deploys and held jobs are rare: an empty hash does not exist,
+-- so one EXISTS tells whether any is held at all; only then are they read one by one.
+local flagged = redis.call('EXISTS', marks, locks, freezes, incidents, blockedDeploys, held) > 0
 local mark = flagged and redis.call('HGET', marks, jobId)
 if mark then
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
   redis.call('HDEL', marks, jobId)
+  redis.call('HDEL', held, jobId)
   -- Ends here: a blocked deploy it was remembered as must not outlive it.
   if kind == 'deploy' and redis.call('HGET', blockedDeploys, targetField) == ARGV[5] .. '|' .. jobId then
     redis.call('HDEL', blockedDeploys, targetField)
@@ -67,6 +74,7 @@ local function settleBlocked(blockedNow)
   end
   if oid and oid ~= jobId then
     redis.call('HSET', marks, oid, 'superseded|' .. jobId)
+    redis.call('HDEL', held, oid)
     table.insert(superseded, oid)
   end
   if blockedNow then
@@ -92,11 +100,15 @@ end
 local guarded = flagged
 local blocked = false
 local passedFreeze = false
+-- Who holds the lock this job passes (its own requester), to tell which held jobs it still holds.
+local lockBy = false
 local lock = guarded and (redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env))
 if lock then
   local ok, l = pcall(cjson.decode, lock)
   if ok and type(l) == 'table' and l.byId ~= requester then
     blocked = target .. ' is locked by ' .. tostring(l.by) .. (l.reason and (': ' .. tostring(l.reason)) or '')
+  elseif ok and type(l) == 'table' then
+    lockBy = requester
   end
 end
 if not blocked and kind ~= 'rollback' then
@@ -126,16 +138,41 @@ if not blocked and kind ~= 'rollback' then
 end
 if blocked then
   -- Blocked jobs stay out of the line so they hold up nobody (the lock holder may still deploy);
-  -- they look again every recheck.
+  -- they look again every recheck, and each look renews their place among the held jobs.
   redis.call('ZREM', line, member)
   redis.call('HDEL', seen, jobId)
   local newer = kind == 'deploy' and settleBlocked(true)
-  if newer then return {'marked', 'superseded|' .. newer} end
+  if newer then
+    redis.call('HDEL', held, jobId)
+    return {'marked', 'superseded|' .. newer}
+  end
+  redis.call('HSET', held, jobId, string.format('%.0f|%.0f|', score, now) .. kind .. '|' .. requester)
   transition(state, bullJob, audit, cards, jobId, 'waiting', 'Waiting · ' .. blocked, now, 0, auditMax, ttl, {}, { 'position' })
   return {'blocked', blocked, '0'}
 end
 
 if kind == 'deploy' and flagged then settleBlocked(false) end
+
+-- A held job that the line's order puts ahead of this one goes first once its guard has lifted: this job
+-- waits for it as for a line's head, so after an unlock a held rollback still runs before a held deploy,
+-- whichever looks again first. A held job this job's guards would still hold (someone else's job under
+-- the lock this job's requester holds; anything but a rollback under the freeze a break-glass deploy
+-- passed) holds up nobody; one that stopped looking loses its place. This job is no longer held itself.
+local heldAhead = false
+if flagged then
+  local entries = redis.call('HGETALL', held)
+  local best = score
+  for i = 1, #entries, 2 do
+    local hid = entries[i]
+    local hscore, hseen, hkind, hby = string.match(entries[i + 1], '^([^|]+)|([^|]+)|([^|]+)|(.*)$')
+    if hid == jobId or not hscore or now - tonumber(hseen) > staleMs then
+      redis.call('HDEL', held, hid)
+    elseif tonumber(hscore) < best and not (lockBy and hby ~= lockBy) and not (passedFreeze and hkind ~= 'rollback') then
+      best = tonumber(hscore)
+      heldAhead = hid
+    end
+  end
+end
 
 local holder = redis.call('GET', lease)
 local holderId = holder and string.match(holder, '^([^|]+)|') or false
@@ -168,6 +205,7 @@ if not busy then
       break
     end
   end
+  if not busy and heldAhead then busy = true; holderId = heldAhead end
 end
 
 if not busy then
@@ -269,6 +307,8 @@ local blockedDeploys = string.sub(marks, 1, -6) .. 'blocked-deploys'
 if redis.call('HGET', blockedDeploys, targetField) == string.match(member, '|(.+)$') then
   redis.call('HDEL', blockedDeploys, targetField)
 end
+-- Nor does it keep a place that others would wait for once the guard lifts.
+redis.call('HDEL', string.sub(marks, 1, -6) .. 'held:' .. targetField, jobId)
 local now = nowMs()
 transition(state, bullJob, audit, cards, jobId, 'cancelled', 'Cancelled by ' .. by, now, 0, auditMax, ttl,
   { 'finishedAt', tostring(now) }, { 'position' })
@@ -314,6 +354,24 @@ type ScriptRedis = Redis & {
   shipbotAcquire(...args: Array<string | number>): Promise<string[]>;
   shipbotCancel(...args: Array<string | number>): Promise<string>;
 };
+
+/**
+ * Hash of a target's jobs held by a lock, freeze or incident: job id → "<line score>|<last look>|<kind>|
+ * <requester>". Derived from the marks key, as the scripts derive it (same `{ops}` hash tag).
+ */
+export function heldKey(keys: Keys, service: string, env: string): string {
+  return `${keys.marks.slice(0, -"marks".length)}held:${service}:${env}`;
+}
+
+/** The held job that comes first in the line's order, from `heldKey`'s entries. */
+export function firstHeld(entries: Record<string, string>): string | undefined {
+  let first: { jobId: string; score: number } | undefined;
+  for (const [jobId, value] of Object.entries(entries)) {
+    const score = Number(value.split("|", 1)[0]);
+    if (first === undefined || score < first.score) first = { jobId, score };
+  }
+  return first?.jobId;
+}
 
 export function lineMember(request: LeaseRequest): string {
   return `${request.kind}|${request.requestedAt}|${request.jobId}`;

@@ -8,7 +8,7 @@ import type { StatusStore } from "../notify/status-store.ts";
 import { createJobWriter } from "./create-job-writer.ts";
 import { createBatchId, createJobId } from "./job-id.ts";
 import type { Keys } from "./keys.ts";
-import { createLeases, type LeaseRequest, type Leases } from "./lease-scripts.ts";
+import { createLeases, firstHeld, heldKey, type LeaseRequest, type Leases } from "./lease-scripts.ts";
 import { toQueueUnavailable } from "./redis.ts";
 
 /** Events kept in the operations queue's stream (about 200 bytes each). */
@@ -57,7 +57,7 @@ export interface OpsQueue {
   /** Cancels a job that has not started. Returns the job's data for the caller's permission check first. */
   find(jobId: string): Promise<JobData | undefined>;
   cancel(jobId: string, by: string): Promise<"cancelled" | "pending-cancel">;
-  /** Wakes the first job waiting for a target (after an unlock or unfreeze). */
+  /** Wakes the first job waiting for a target and the first one a guard held (after an unlock or unfreeze). */
   wakeLine(service: string, env: string): Promise<void>;
   /** Running and waiting operations, oldest first. */
   list(): Promise<JobState[]>;
@@ -247,9 +247,14 @@ export function createOpsQueue(
       return "cancelled";
     },
     async wakeLine(service, env) {
-      const [head] = await redis.zrange(keys.line(service, env), "0", "0");
-      const jobId = head?.split("|")[2];
-      if (jobId) await wakeJob(queue, jobId, log);
+      const [[head], held] = await Promise.all([
+        redis.zrange(keys.line(service, env), "0", "0"),
+        redis.hgetall(heldKey(keys, service, env)),
+      ]);
+      // The line's head, and the first of the jobs the guard held: others wait for it once the guard has
+      // lifted (see the acquire), so it looks again now rather than at its next recheck.
+      const woken = new Set([head?.split("|")[2], firstHeld(held)]);
+      for (const jobId of woken) if (jobId) await wakeJob(queue, jobId, log);
     },
     async list() {
       const jobs = (await queue.getJobs(

@@ -8,7 +8,7 @@ import type { Config } from "../../src/core/config.ts";
 import { activeFreeze, describeFreeze } from "../../src/core/freeze-windows.ts";
 import { type JobData, jobPriority } from "../../src/core/model.ts";
 import { createKeys, type Keys } from "../../src/queue/keys.ts";
-import { type AcquireResult, createLeases } from "../../src/queue/lease-scripts.ts";
+import { type AcquireResult, createLeases, heldKey } from "../../src/queue/lease-scripts.ts";
 import { toLeaseRequest } from "../../src/queue/ops-queue.ts";
 import { installAcquireOnFetch } from "../../src/worker/acquire-on-fetch.ts";
 import { chatCommand, loadExampleConfig } from "../helpers/example-config.ts";
@@ -72,7 +72,8 @@ interface Scenario {
 
 /**
  * One queue with the guards the scenarios need: `locked` locked by someone else in staging, `busy`
- * held by a live job in staging, the scale job marked cancelled.
+ * held by a live job in staging, the scale job marked cancelled, and in `after` a rollback that a lock
+ * held (since lifted), which has not looked again yet.
  */
 async function world(redis: Redis, scenarios: Scenario[]) {
   const keys = createKeys(`aof${randomBytes(4).toString("hex")}`);
@@ -87,6 +88,12 @@ async function world(redis: Redis, scenarios: Scenario[]) {
   await redis.set(keys.lease("busy", "staging"), "holder|7");
   await redis.set(keys.bullLock("holder"), "token", "PX", 60_000);
   await redis.hset(keys.marks, "j6", "cancelled|carol");
+  const heldRollback = jobPriority.rollback * 1e13 + 1_764_999_999_000;
+  await redis.hset(
+    heldKey(keys, "after", "staging"),
+    "h1",
+    `${heldRollback}|${Date.now()}|rollback|slack:U0BOB00001`,
+  );
   for (const s of scenarios) {
     const kind = (s.data as { kind?: string }).kind;
     const priority = kind === "rollback" || kind === "deploy" || kind === "scale" ? jobPriority[kind] : 2;
@@ -103,11 +110,18 @@ async function records(redis: Redis, keys: Keys, ids: string[]) {
     Object.fromEntries(Object.entries(await redis.hgetall(key)).map(([k, v]) => [k, mask(v)]));
   const out: Record<string, unknown> = {};
   for (const id of ids) out[`state:${id}`] = await hash(keys.job(id));
-  for (const service of ["api", "locked", "busy"])
+  for (const service of ["api", "locked", "busy", "after"])
     for (const env of ["staging", "production"]) {
       out[`lease:${service}:${env}`] = await redis.get(keys.lease(service, env));
       out[`fence:${service}:${env}`] = await redis.get(keys.fence(service, env));
       out[`line:${service}:${env}`] = await redis.zrange(keys.line(service, env), "0", "-1", "WITHSCORES");
+      // "<score>|<last look>|<kind>|<requester>": the look's time masked.
+      out[`held:${service}:${env}`] = Object.fromEntries(
+        Object.entries(await redis.hgetall(heldKey(keys, service, env))).map(([k, v]) => [
+          k,
+          v.replace(/\|\d{13}\|/, "|<ms>|"),
+        ]),
+      );
     }
   out.marks = await redis.hgetall(keys.marks);
   out.seen = Object.keys(await redis.hgetall(keys.lineSeen));
@@ -155,6 +169,7 @@ describe("acquire on fetch", () => {
     { id: "j5", data: jobData("rollback", "api", "production") },
     { id: "j6", data: jobData("scale", "api", "staging") },
     { id: "j7", data: jobData("deploy", "api", "staging", { requestedAt: 1_765_000_000_500 }) },
+    { id: "j8", data: jobData("deploy", "after", "staging") },
   ];
   const ids = scenarios.map((s) => s.id);
 
@@ -197,7 +212,7 @@ describe("acquire on fetch", () => {
     const fusedOrder = await drain(fusedW, scenarios.length);
 
     // What a person sees on the cards: a rollback first, the lock, the busy target's line, the
-    // freeze (which the rollback passes), the cancellation.
+    // freeze (which the rollback passes), the cancellation, the wait for a held rollback.
     expect(Object.fromEntries(taken)).toEqual(Object.fromEntries(separate));
     expect(taken.get("j1")).toEqual({ status: "acquired", fence: 1, firstFence: 1 });
     expect(taken.get("j2")).toEqual({
@@ -212,6 +227,8 @@ describe("acquire on fetch", () => {
     });
     expect(taken.get("j5")).toMatchObject({ status: "acquired" });
     expect(taken.get("j6")).toEqual({ status: "cancelled", by: "carol" });
+    // The held rollback goes first once it looks again; the lock that held it is gone.
+    expect(taken.get("j8")).toEqual({ status: "busy", holder: "h1", position: 1, superseded: [] });
     expect(fetched.size).toBe(0);
 
     expect(fusedOrder).toEqual(plainOrder);

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Config, configSchema } from "../../src/core/config.ts";
 import { activeFreeze } from "../../src/core/freeze-windows.ts";
+import { wakeJob } from "../../src/queue/ops-queue.ts";
 import { chatCommand, demoUser, loadExampleConfig, sre, sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { startTestRuntime, type TestRuntime, testConfig } from "../helpers/test-runtime.ts";
@@ -13,6 +14,15 @@ afterEach(async () => {
 });
 
 const someone = { id: "slack:U0DEMO0001", name: "dev-1", groups: [] };
+
+/** Waits until the job is parked (delayed) for its next recheck, as a held job is between looks. */
+async function parked(jobId: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await t?.runtime.ops.queue.getJob(jobId).then((j) => j?.isDelayed())) return;
+    await sleep(25);
+  }
+  throw new Error(`job ${jobId} was not parked`);
+}
 
 describe("locks and freezes", () => {
   it("makes others' operations wait behind a lock, shows it, lets the holder deploy, and releases on unlock", async () => {
@@ -46,6 +56,117 @@ describe("locks and freezes", () => {
     expect(second?.arg).toBe(3);
     second?.finish();
     await t.waitForPhase(blocked.jobIds[0] as string, ["succeeded"]);
+  });
+
+  describe("jobs held by a lock, once it lifts", () => {
+    /** Held jobs look again only when woken, so the test decides whose recheck comes first. */
+    const slowRecheck = () => testConfig({ recheckMs: 60_000 });
+    const lockedText = "Waiting · api/staging is locked by demo: db migration running";
+    async function held(text: string, user = someone): Promise<string> {
+      const jobId = (await t?.runtime.handle(chatCommand(text, user)))?.jobIds[0] as string;
+      expect((await t?.waitForPhase(jobId, ["waiting"]))?.text).toBe(lockedText);
+      await parked(jobId);
+      return jobId;
+    }
+
+    it("runs a held rollback before a deploy held with it, even when the deploy looks again first", async () => {
+      const gated = createGatedExecutor();
+      t = await startTestRuntime({ executor: gated.executor, config: slowRecheck() });
+      await t.runtime.handle(chatCommand("/lock api staging db migration running"));
+      const deploy = await held("/deploy api staging v2");
+      const rollback = await held("/rollback api staging");
+
+      await t.runtime.handle(chatCommand("/unlock api staging"));
+      // The deploy's recheck falls due first after the unlock.
+      await wakeJob(t.runtime.ops.queue, deploy);
+      const [first] = await gated.started(1);
+      expect(first?.kind).toBe("rollback");
+      await sleep(300);
+      expect(gated.calls).toHaveLength(1);
+      first?.finish();
+      await t.waitForPhase(rollback, ["succeeded"]);
+      const [, second] = await gated.started(2);
+      expect(second?.kind).toBe("deploy");
+      second?.finish();
+      await t.waitForPhase(deploy, ["succeeded"]);
+    });
+
+    it("lets the lock holder deploy past someone's held rollback, which runs as soon as the lock lifts", async () => {
+      const gated = createGatedExecutor();
+      t = await startTestRuntime({ executor: gated.executor, config: slowRecheck() });
+      await t.runtime.handle(chatCommand("/lock api staging db migration running"));
+      const rollback = await held("/rollback api staging");
+      const own = (await t.runtime.handle(chatCommand("/deploy api staging v3"))).jobIds[0] as string;
+      const [first] = await gated.started(1);
+      expect(first?.kind).toBe("deploy");
+      first?.finish();
+      await t.waitForPhase(own, ["succeeded"]);
+      expect((await t.runtime.status.read(rollback))?.text).toBe(lockedText);
+
+      await t.runtime.handle(chatCommand("/unlock api staging"));
+      const [, second] = await gated.started(2);
+      expect(second?.kind).toBe("rollback");
+      second?.finish();
+      await t.waitForPhase(rollback, ["succeeded"]);
+    });
+
+    it("does not keep a deploy waiting for a held rollback that was cancelled", async () => {
+      const gated = createGatedExecutor();
+      t = await startTestRuntime({ executor: gated.executor, config: slowRecheck() });
+      await t.runtime.handle(chatCommand("/lock api staging db migration running"));
+      const rollback = await held("/rollback api staging");
+      const deploy = await held("/deploy api staging v2");
+      const cancelled = await t.runtime.handle(chatCommand(`/cancel ${rollback}`, someone));
+      expect(cancelled.error?.message).toBeUndefined();
+      await t.waitForPhase(rollback, ["cancelled"]);
+
+      await t.runtime.handle(chatCommand("/unlock api staging"));
+      const [first] = await gated.started(1);
+      expect(first?.kind).toBe("deploy");
+      first?.finish();
+      await t.waitForPhase(deploy, ["succeeded"]);
+      expect(gated.calls).toHaveLength(1);
+    });
+  });
+
+  it("runs a deploy held by a freeze before a scale held with it once the freeze lapses, whichever looks again first", async () => {
+    const gated = createGatedExecutor();
+    // Nothing wakes jobs when a freeze ends by itself: they look again at their recheck, here when the test says.
+    t = await startTestRuntime({ executor: gated.executor, config: testConfig({ recheckMs: 60_000 }) });
+    const lapses = Date.now() + 1_500;
+    const freeze = { by: "sre-1", byId: sreUser.id, reason: "release train", until: lapses, at: Date.now() };
+    await t.runtime.redis.hset(t.runtime.keys.freezes, "staging", JSON.stringify(freeze));
+    const jobs: string[] = [];
+    for (const text of ["/deploy api staging v2", "/scale api staging 3"]) {
+      const jobId = (await t.runtime.handle(chatCommand(text, someone))).jobIds[0] as string;
+      expect((await t.waitForPhase(jobId, ["waiting"])).text).toBe(
+        "Waiting · staging is frozen by sre-1: release train",
+      );
+      jobs.push(jobId);
+    }
+    const [deploy, scale] = jobs as [string, string];
+    const queue = t.runtime.ops.queue;
+    for (const jobId of jobs) await parked(jobId);
+    await sleep(Math.max(0, lapses - Date.now()) + 100);
+
+    // The scale looks again first: it waits for the deploy rather than running before it.
+    await wakeJob(queue, scale);
+    for (let i = 0; i < 400; i++) {
+      if ((await t.runtime.status.read(scale))?.text.includes("position 1")) break;
+      await sleep(25);
+    }
+    expect((await t.runtime.status.read(scale))?.text).toBe(
+      `Waiting · position 1 for api/staging (behind ${deploy})`,
+    );
+    expect(gated.calls).toHaveLength(0);
+    await wakeJob(queue, deploy);
+    const [first] = await gated.started(1);
+    expect(first?.kind).toBe("deploy");
+    first?.finish();
+    const [, second] = await gated.started(2);
+    expect(second?.kind).toBe("scale");
+    second?.finish();
+    await t.waitForPhase(scale, ["succeeded"]);
   });
 
   it("refuses a lock of a target someone else holds, naming them and why, and records it refused; an unlock or unfreeze of nothing is answered plainly", async () => {

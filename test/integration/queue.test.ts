@@ -180,12 +180,14 @@ describe("operations queue (real Redis, real BullMQ)", () => {
     expect(gated.calls.map((c) => c.arg)).toEqual(["ghcr.io/acme/api:v3"]);
   });
 
-  it("lets a deploy that arrives after an unlock supersede an older one still blocked from before", async () => {
+  it("lets a deploy that arrives after a guard lifts supersede an older one still blocked from before", async () => {
     const { gated, t } = await start();
-    await t.runtime.handle(chatCommand("/lock api staging db migration", sre(1)));
+    // An incident: when it resolves nothing wakes the jobs it held (an unlock or unfreeze does).
+    const incident = { alert: "HighErrorRate", since: Date.now(), sinceText: "14:02", severity: "critical" };
+    await t.runtime.redis.hset(t.runtime.keys.incidents, "api:staging", JSON.stringify(incident));
     const a = await submit(t, "/deploy api staging v2");
     await t.waitForPhase(a, ["waiting"]);
-    await t.runtime.handle(chatCommand("/unlock api staging", sre(1)));
+    await t.runtime.redis.hdel(t.runtime.keys.incidents, "api:staging");
     // Lands before the blocked deploy looks again, takes the free target and must void the older one.
     const b = await submit(t, "/deploy api staging v3");
     const [call] = await gated.started(1);
