@@ -315,11 +315,17 @@ export function createDeriver(options: DeriverOptions): Deriver {
   }
 
   const loop = (async () => {
-    await ensureGroup();
+    let grouped = false;
     let rounds = 0;
     const checkEvery = options.lossCheckEvery ?? 50;
     while (!stopped) {
       try {
+        // Inside the loop's handling: a Redis that is away at start (or a shutdown meanwhile) is retried
+        // or ends the loop, never an unhandled rejection.
+        if (!grouped) {
+          await ensureGroup();
+          grouped = true;
+        }
         // The count is taken before the start-up sweep, so a loss after it is seen as one.
         if (lostSeen === undefined) await checkLoss();
         if (sweepNeeded) {
