@@ -72,6 +72,18 @@ function splitQuoted(text: string): string[] {
 }
 
 /** Splits a typed command into words, honouring quotes and `--flags`. */
+/**
+ * Phones and some desktops turn a typed `--` into an em or en dash ("smart punctuation"), as they turn
+ * quotes curly: `—dry-run` is the option `--dry-run`. Only a dash directly followed by a letter; a dash
+ * standing alone stays a word.
+ */
+function fromSmartDash(word: string): string {
+  // A character code first: this runs for every word of every command.
+  const first = word.charCodeAt(0);
+  if (first !== 0x2013 && first !== 0x2014) return word;
+  return /^.[a-z]/i.test(word) ? `--${word.slice(1)}` : word;
+}
+
 export function tokenize(text: string): Tokens {
   if (text.length > maxCommandLength) {
     throw new ShipbotError(
@@ -96,7 +108,8 @@ export function tokenize(text: string): Tokens {
   const name = first.replace(/^\//, "").toLowerCase();
   const positional: string[] = [];
   const flags: Record<string, string | true> = {};
-  for (const word of rest) {
+  for (const raw of rest) {
+    const word = fromSmartDash(raw);
     if (word.startsWith("--") && word.length > 2) {
       const eq = word.indexOf("=");
       const key = (eq === -1 ? word.slice(2) : word.slice(2, eq)).toLowerCase();

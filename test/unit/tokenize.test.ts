@@ -12,6 +12,23 @@ describe("tokenize", () => {
     });
   });
 
+  it("reads an option whose dashes smart punctuation turned into an em or en dash", () => {
+    expect(tokenize("/deploy api staging v2 \u2014dry-run").flags).toEqual({ "dry-run": true });
+    expect(tokenize("/deploy api staging v2 \u2013force").flags).toEqual({ force: true });
+    expect(tokenize("deploy api prod v2 \u2014break-glass=\u201cdb down\u201d").flags).toEqual({
+      "break-glass": "db down",
+    });
+    // A dash standing alone is a word of a reason.
+    expect(tokenize("lock api staging migration \u2014 part 2").positional).toEqual([
+      "api",
+      "staging",
+      "migration",
+      "\u2014",
+      "part",
+      "2",
+    ]);
+  });
+
   it("keeps quoted words together, straight or curly quotes", () => {
     expect(tokenize('lock api staging "db migration running"').positional).toEqual([
       "api",
