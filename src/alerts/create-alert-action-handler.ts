@@ -6,8 +6,10 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { createCard } from "../core/card.ts";
 import type { Config } from "../core/config.ts";
 import { ShipbotError, toShipbotError } from "../core/errors.ts";
+import { type Conversation, type JobData, jobDataSchema } from "../core/model.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
 import { createStatusStore, type HistoryEntry } from "../notify/status-store.ts";
+import { toSharedCommandId } from "../queue/job-id.ts";
 import type { Keys } from "../queue/keys.ts";
 import { type AlertGroupState, fromGroupHash } from "./alert-group.ts";
 import { alertCardIdPattern, createAlertKeys } from "./alert-keys.ts";
@@ -47,6 +49,22 @@ function reply(ok: boolean, message: string, error?: ShipbotError): CommandReply
 const fail = (code: ShipbotError["code"], message: string) =>
   reply(false, message, new ShipbotError(code, message));
 
+const platformNames: Record<Conversation["platform"], string> = {
+  slack: "Slack",
+  teams: "Teams",
+  shell: "the shell",
+};
+
+/** Whether the job was made by this click, or by an earlier one whose command it shares. */
+function isMadeBy(data: JobData, action: ChatAction): boolean {
+  return (
+    data.requestedBy.id === action.user.id &&
+    data.requestedAt === action.receivedAt &&
+    data.conversation.platform === action.conversation.platform &&
+    data.conversation.channel === action.conversation.channel
+  );
+}
+
 /**
  * The buttons of alert cards. The value names the card; everything else (the target, the labels to
  * silence) is read back from Redis, never taken from the click. Each click is authorized against the
@@ -58,7 +76,16 @@ export function createAlertActionHandler(options: AlertActionOptions) {
   const { redis, log } = options;
   const alertKeys = createAlertKeys(options.keys);
   const now = options.now ?? Date.now;
-  const history = options.history ?? createStatusStore(redis, options.keys).history;
+  const status = createStatusStore(redis, options.keys);
+  const history = options.history ?? status.history;
+
+  /** A queued job's payload, or a request's while it awaits approval (it has no queued job yet). */
+  async function loadJobData(jobId: string): Promise<JobData | undefined> {
+    const raw = await redis.hget(options.keys.bullJob(jobId), "data");
+    if (raw === null) return (await status.read(jobId))?.data;
+    const parsed = jobDataSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  }
 
   async function touch(cardId: string, field: string, value: unknown): Promise<void> {
     const [seconds] = await redis.time();
@@ -104,13 +131,43 @@ export function createAlertActionHandler(options: AlertActionOptions) {
     const failed = entries.filter(
       (h) => h.kind === "rollback" && h.phase === "failed" && h.at > since,
     ).length;
-    return options.handle({
-      id: `button-alert-rollback-${service}-${env}-${jobId}${failed > 0 ? `-${failed}` : ""}`,
+    // The same card is shown in Slack and Teams at once: the id is shared by every platform, so a click
+    // in each still makes one rollback. It runs as whoever clicked first, with its card where they did;
+    // every clicker's own permission is checked by the command path before it finds that job.
+    const answer = await options.handle({
+      id: toSharedCommandId(`alert-rollback-${service}-${env}-${jobId}${failed > 0 ? `-${failed}` : ""}`),
       user: action.user,
       conversation: action.conversation,
       text: `rollback ${service} ${env}`,
       receivedAt: action.receivedAt,
     });
+    return answer.ok ? await tellWhenJoined(answer, action, service, env) : answer;
+  }
+
+  /**
+   * A click that found the rollback an earlier click made gets the answer of a redelivered command: the
+   * job id and no card. Its card is in the first clicker's conversation, so this clicker hears it here.
+   */
+  async function tellWhenJoined(
+    answer: CommandReply,
+    action: ChatAction,
+    service: string,
+    env: string,
+  ): Promise<CommandReply> {
+    const [made] = answer.jobIds;
+    if (made === undefined || answer.jobIds.length > 1 || answer.card) return answer;
+    // Only the wording depends on it: the rollback is queued either way, and must not be answered as failed.
+    const data = await loadJobData(made).catch((error: unknown) => {
+      log.warn({ err: error, job: made }, "could not read the rollback a click joined");
+      return undefined;
+    });
+    if (!data || isMadeBy(data, action)) return answer;
+    const where = platformNames[data.conversation.platform];
+    const card = createCard(
+      "info",
+      `${service}/${env} is already being rolled back (${made}) by ${data.requestedBy.name} from ${where}, where its card is; nothing more was queued`,
+    );
+    return { ...answer, card };
   }
 
   return async function handleAlertAction(action: ChatAction): Promise<CommandReply> {

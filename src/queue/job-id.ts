@@ -10,11 +10,37 @@ function digest36(text: string): string {
 }
 
 /**
+ * Marks a command id that shipbot derived from its own state rather than from one platform's event: no
+ * platform's event id starts with it (Slack trigger and event ids, Teams `<conversation id>|<activity id>`,
+ * shell UUIDs, `button-…` ids of job cards).
+ */
+const sharedCommandPrefix = "shared:";
+
+/** Stands in for the platform in the ids of shared commands; not a platform name, so never collides. */
+const sharedScope = "shared";
+
+/**
+ * A command id that means the same on every platform: the clicks on cards shown in Slack and Teams at
+ * once (an alert's Roll back) make one job, wherever they come from. `key` must name the operation alone.
+ */
+export function toSharedCommandId(key: string): string {
+  return `${sharedCommandPrefix}${key}`;
+}
+
+/**
+ * Event ids are unique only within their platform, so the platform is part of an event's job id: two
+ * platforms' events can never meet on one job. A shared command's id is the same everywhere on purpose.
+ */
+function scopeOf(platform: string, commandId: string): string {
+  return commandId.startsWith(sharedCommandPrefix) ? sharedScope : platform;
+}
+
+/**
  * Job ids derive from the platform's event id, so a redelivered command maps to the job it already
  * made. Short and typeable for `cancel`; never all digits and without ':' as BullMQ requires.
  */
 export function createJobId(platform: string, commandId: string, index: number): string {
-  return `j${digest36(`${platform}\u0000${commandId}\u0000${index}`)}`;
+  return `j${digest36(`${scopeOf(platform, commandId)}\u0000${commandId}\u0000${index}`)}`;
 }
 
 /**
@@ -22,5 +48,5 @@ export function createJobId(platform: string, commandId: string, index: number):
  * its card. Starts with "b", the prefix of batch cards (job cards are "j", alert groups "a").
  */
 export function createBatchId(platform: string, commandId: string): string {
-  return `b${digest36(`${platform}\u0000${commandId}\u0000batch`)}`;
+  return `b${digest36(`${scopeOf(platform, commandId)}\u0000${commandId}\u0000batch`)}`;
 }

@@ -14,6 +14,7 @@ import type { ChatAction } from "../../src/app/handle-action.ts";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
 import type { Card } from "../../src/core/card.ts";
+import type { ChatUser, Conversation, JobData } from "../../src/core/model.ts";
 import type { CardSource } from "../../src/notify/create-notifier.ts";
 import { sreUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
@@ -21,7 +22,17 @@ import { createRecordingChat, quietLog, redisUrl, testConfig } from "../helpers/
 
 const alerts: AlertsConfig = alertsConfigSchema.parse({
   default: [{ platform: "shell", channel: "alerts" }],
-  routes: [{ match: { team: "payments" }, channels: [{ platform: "shell", channel: "payments" }] }],
+  routes: [
+    { match: { team: "payments" }, channels: [{ platform: "shell", channel: "payments" }] },
+    // One group shown on both platforms at once.
+    {
+      match: { team: "checkout" },
+      channels: [
+        { platform: "slack", channel: "C0CHECKOUT" },
+        { platform: "teams", channel: "19:checkout@thread.tacv2" },
+      ],
+    },
+  ],
 });
 const config = Object.assign(testConfig(), { alerts });
 
@@ -106,19 +117,28 @@ function firing(name: string, labels: Record<string, string>): WebhookPayload {
   };
 }
 
-function click(groupKey: string, channel: string): ChatAction {
+function click(
+  groupKey: string,
+  channel: string,
+  user: ChatUser = sreUser,
+  platform: Conversation["platform"] = "shell",
+): ChatAction {
   return {
     id: `click-${randomBytes(4).toString("hex")}`,
-    user: sreUser,
-    conversation: { platform: "shell", channel },
+    user,
+    conversation: { platform, channel },
     action: "alert-rollback",
-    value: toAlertCardId(groupKey, "shell", channel),
+    value: toAlertCardId(groupKey, platform, channel),
     receivedAt: Date.now(),
   };
 }
 
-async function cardOf(groupKey: string, channel: string): Promise<Card> {
-  const loaded = await cards.load(toAlertCardId(groupKey, "shell", channel));
+async function cardOf(
+  groupKey: string,
+  channel: string,
+  platform: Conversation["platform"] = "shell",
+): Promise<Card> {
+  const loaded = await cards.load(toAlertCardId(groupKey, platform, channel));
   if (!loaded || !("card" in loaded)) throw new Error(`no card for ${groupKey} in ${channel}`);
   return loaded.card;
 }
@@ -149,6 +169,54 @@ describe("the Roll back button of alert cards", () => {
     expect(second.jobIds).toEqual(first.jobIds);
     const third = await runtime.handleAction(click(latency.groupKey, "alerts"));
     expect(third.jobIds).toEqual(first.jobIds);
+  });
+
+  it("makes one rollback when the same card is clicked in Slack and in Teams, and tells the second clicker", async () => {
+    await recordHistory("web", "staging", [
+      { kind: "deploy", image: "ghcr.io/acme/web:v4", by: "dev-2", minutesAgo: 180 },
+      { kind: "deploy", image: "ghcr.io/acme/web:v5", by: "dev-1", minutesAgo: 12 },
+    ]);
+    const alert = firing("HighErrorRate", { service: "web", env: "staging", team: "checkout" });
+    await processor.process(alert);
+    const slack = "C0CHECKOUT";
+    const teams = "19:checkout@thread.tacv2";
+    expect((await cardOf(alert.groupKey, slack, "slack")).actions[0]?.label).toBe("Roll back to v4");
+    expect((await cardOf(alert.groupKey, teams, "teams")).actions[0]?.label).toBe("Roll back to v4");
+
+    const teamsSre: ChatUser = {
+      id: "teams:00000000-0000-0000-0000-0000000000a1",
+      name: "sre-teams",
+      groups: [],
+    };
+    const teamsStranger: ChatUser = {
+      id: "teams:00000000-0000-0000-0000-0000000000ff",
+      name: "nobody",
+      groups: [],
+    };
+    const first = await runtime.handleAction(click(alert.groupKey, slack, sreUser, "slack"));
+    expect(first.ok).toBe(true);
+    expect(first.jobIds).toHaveLength(1);
+    // The on-call engineer in Teams clicks the same alert a moment later: a second rollback would undo
+    // the first and bring v5 back.
+    const second = await runtime.handleAction(click(alert.groupKey, teams, teamsSre, "teams"));
+    expect(second.ok).toBe(true);
+    expect(second.jobIds).toEqual(first.jobIds);
+    expect(second.card?.title).toContain(
+      `web/staging is already being rolled back (${first.jobIds[0]}) by sre-1 from Slack`,
+    );
+    // Whoever may not roll back is still told so, not that a rollback is on its way.
+    const denied = await runtime.handleAction(click(alert.groupKey, teams, teamsStranger, "teams"));
+    expect(denied.error?.code).toBe("forbidden");
+    expect(denied.jobIds).toEqual([]);
+
+    const queued = (await runtime.ops.queue.getJobs(["waiting", "prioritized", "delayed", "active"])).filter(
+      (job) => job?.data.service === "web" && job.data.env === "staging",
+    );
+    expect(queued.map((job) => job.id)).toEqual(first.jobIds);
+    // The first click's job: its clicker's name, and its card in the Slack thread it came from.
+    const data = queued[0]?.data as JobData;
+    expect(data.requestedBy.name).toBe("sre-1");
+    expect(data.conversation).toEqual({ platform: "slack", channel: slack });
   });
 
   it("after a rollback by hand, offers no rollback that would bring the bad deploy back, and refuses a stale click", async () => {
