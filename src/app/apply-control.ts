@@ -39,7 +39,10 @@ function describeFreezeHold(hold: Hold): string {
  * freeze that anyone could shorten by freezing again would protect nothing. Shortening one takes an
  * explicit `unfreeze`, whose answer and ledger entry name the holder. The holder's own hold, and one
  * that has ended by itself, are replaced freely.
- * Returns "set", or "held"/"replaced" with the hold that was there.
+ * A lock on one service and a lock on every service of the same environment cover the same jobs, so
+ * someone else's lock on the other refuses a lock too ("covered", with that lock and its field): a lock
+ * on a service under someone's lock on every service would otherwise look like a way round it.
+ * Returns "set", "held"/"replaced" with the hold that was there, or "covered".
  */
 const setHoldScript = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -55,6 +58,24 @@ if current then
     return {'replaced', current}
   end
 end
+if ARGV[4] == 'lock' then
+  -- Fields are "<service|*>:<env>" and neither name holds a colon.
+  local service, env = string.match(ARGV[1], '^(.*):([^:]+)$')
+  local whole = '*:' .. env
+  if service ~= '*' then
+    local other = redis.call('HGET', KEYS[1], whole)
+    if other and cjson.decode(other)['byId'] ~= ARGV[3] then return {'covered', other, whole} end
+  else
+    -- Locks are few (one per locked target), so reading them all costs little and is rare.
+    local all = redis.call('HGETALL', KEYS[1])
+    for i = 1, #all, 2 do
+      local f = all[i]
+      if f ~= whole and string.sub(f, -#env - 1) == ':' .. env and cjson.decode(all[i + 1])['byId'] ~= ARGV[3] then
+        return {'covered', all[i + 1], f}
+      end
+    end
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {'set'}
 `;
@@ -68,10 +89,18 @@ type HoldRedis = Redis & {
     kind: "lock" | "freeze",
     now: number,
     until: string,
-  ): Promise<[string, string?]>;
+  ): Promise<[string, string?, string?]>;
 };
 
-/** Sets `hold` at `field` of `hash` by the rule above; `previous` is the other person's hold it met. */
+interface SetHoldResult {
+  outcome: "set" | "held" | "replaced" | "covered";
+  /** The other person's hold it met. */
+  previous?: Hold;
+  /** For "covered": the field of the lock that covers the same target ("*:<env>" or "<service>:<env>"). */
+  covering?: string;
+}
+
+/** Sets `hold` at `field` of `hash` by the rule above. */
 async function setHold(
   redis: Redis,
   hash: string,
@@ -79,11 +108,11 @@ async function setHold(
   hold: Hold,
   kind: "lock" | "freeze",
   now: number,
-): Promise<{ outcome: "set" | "held" | "replaced"; previous?: Hold }> {
+): Promise<SetHoldResult> {
   const r = redis as HoldRedis;
   if (typeof r.shipbotSetHold !== "function")
     redis.defineCommand("shipbotSetHold", { numberOfKeys: 1, lua: setHoldScript });
-  const [outcome, raw] = await r.shipbotSetHold(
+  const [outcome, raw, covering] = await r.shipbotSetHold(
     hash,
     field,
     JSON.stringify(hold),
@@ -92,8 +121,26 @@ async function setHold(
     now,
     hold.until === undefined ? "" : String(hold.until),
   );
-  const result = { outcome: outcome as "set" | "held" | "replaced" };
-  return raw === undefined ? result : { ...result, previous: JSON.parse(raw) as Hold };
+  const result: SetHoldResult = { outcome: outcome as SetHoldResult["outcome"] };
+  if (raw !== undefined) result.previous = JSON.parse(raw) as Hold;
+  if (covering !== undefined) result.covering = covering;
+  return result;
+}
+
+/** "every service in staging" or "api in staging", for a lock's service (or `*`) and environment. */
+function describeTarget(service: string, env: string): string {
+  return `${service === "*" ? "every service" : service} in ${env}`;
+}
+
+/**
+ * Why a lock was refused: someone else's lock on the same target, or one on the other scope of the
+ * same environment (every service, or one of its services), named with the `unlock` that lifts it.
+ */
+function lockRefusal(service: string, env: string, previous: Hold, covering?: string): string {
+  if (covering === undefined)
+    return `${describeTarget(service, env)} is already locked ${describe(previous)}; to take it over, \`unlock ${service} ${env}\` first`;
+  const [other = "*"] = covering.split(":");
+  return `${describeTarget(other, env)} is already locked ${describe(previous)}; to lock ${describeTarget(service, env)}, \`unlock ${other} ${env}\` first`;
 }
 
 export interface ControlDeps {
@@ -127,10 +174,10 @@ export async function applyControl(
       const field = `${control.service}:${control.env}`;
       const set = await setHold(redis, keys.locks, field, hold, "lock", now);
       // A refusal like any other: the person is told whose lock it is, and the ledger records it refused.
-      if (set.previous && set.outcome === "held")
+      if (set.previous && (set.outcome === "held" || set.outcome === "covered"))
         throw new ShipbotError(
           "conflict",
-          `${control.service === "*" ? "every service" : control.service} in ${control.env} is already locked ${describe(set.previous)}; to take it over, \`unlock ${control.service} ${control.env}\` first`,
+          lockRefusal(control.service, control.env, set.previous, set.covering),
         );
       await audit.append("lock", {
         actor: user.id,
@@ -138,21 +185,19 @@ export async function applyControl(
         env: control.env,
         reason: control.reason,
       });
-      const what =
-        control.service === "*" ? `every service in ${control.env}` : `${control.service} in ${control.env}`;
-      return createCard("warning", `🔒 Locked ${what}`, [
+      return createCard("warning", `🔒 Locked ${describeTarget(control.service, control.env)}`, [
         `Operations by others wait until \`unlock ${control.service} ${control.env}\`.${hold.reason ? ` Reason: ${hold.reason}` : ""}`,
       ]);
     }
     case "unlock": {
       const field = `${control.service}:${control.env}`;
-      const existing = await redis.hget(keys.locks, field);
-      const removed = await redis.hdel(keys.locks, field);
-      if (removed === 0)
-        return createCard(
-          "info",
-          `${control.service === "*" ? "every service" : control.service} in ${control.env} was not locked`,
-        );
+      // Read and removed in one transaction, so the holder named is the one whose lock ended.
+      const replies = await redis.multi().hget(keys.locks, field).hdel(keys.locks, field).exec();
+      const failed = replies?.find(([error]) => error)?.[0];
+      if (failed) throw failed;
+      const existing = replies?.[0]?.[1] as string | null | undefined;
+      if (!replies?.[1]?.[1])
+        return createCard("info", `${describeTarget(control.service, control.env)} was not locked`);
       // Someone else's lock: the answer and the ledger say whose it was, so the holder can be told.
       const holder = existing ? (JSON.parse(existing) as Hold) : undefined;
       const others = holder !== undefined && holder.byId !== user.id ? holder : undefined;
@@ -165,7 +210,7 @@ export async function applyControl(
       for (const service of targets(control.service, control.env)) await ops.wakeLine(service, control.env);
       return createCard(
         "success",
-        `🔓 Unlocked ${control.service === "*" ? "every service" : control.service} in ${control.env}`,
+        `🔓 Unlocked ${describeTarget(control.service, control.env)}`,
         others ? [`It was locked ${describe(others)}.`] : [],
       );
     }

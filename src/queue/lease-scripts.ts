@@ -102,11 +102,16 @@ local blocked = false
 local passedFreeze = false
 -- Who holds the lock this job passes (its own requester), to tell which held jobs it still holds.
 local lockBy = false
-local lock = guarded and (redis.call('HGET', locks, service .. ':' .. env) or redis.call('HGET', locks, '*:' .. env))
-if lock then
-  local ok, l = pcall(cjson.decode, lock)
+-- Both locks that cover the target, the service's and every service's, in one read: the job waits if
+-- either is someone else's. Reading the second only when the first is absent let one person's lock on
+-- the service hide another's lock on the whole environment.
+local covering = guarded and redis.call('HMGET', locks, targetField, '*:' .. env)
+for i = 1, covering and 2 or 0 do
+  local ok, l = false, nil
+  if covering[i] then ok, l = pcall(cjson.decode, covering[i]) end
   if ok and type(l) == 'table' and l.byId ~= requester then
     blocked = target .. ' is locked by ' .. tostring(l.by) .. (l.reason and (': ' .. tostring(l.reason)) or '')
+    break
   elseif ok and type(l) == 'table' then
     lockBy = requester
   end

@@ -72,8 +72,9 @@ interface Scenario {
 
 /**
  * One queue with the guards the scenarios need: `locked` locked by someone else in staging, `busy`
- * held by a live job in staging, the scale job marked cancelled, and in `after` a rollback that a lock
- * held (since lifted), which has not looked again yet.
+ * held by a live job in staging, the scale job marked cancelled, in `after` a rollback that a lock
+ * held (since lifted), which has not looked again yet, and in qa every service locked by someone else
+ * while `covered` is locked by the scenarios' requester.
  */
 async function world(redis: Redis, scenarios: Scenario[]) {
   const keys = createKeys(`aof${randomBytes(4).toString("hex")}`);
@@ -84,6 +85,13 @@ async function world(redis: Redis, scenarios: Scenario[]) {
     keys.locks,
     "locked:staging",
     JSON.stringify({ by: "bob", byId: "slack:U0BOB00001", reason: "db migration" }),
+  );
+  await redis.hset(
+    keys.locks,
+    "*:qa",
+    JSON.stringify({ by: "bob", byId: "slack:U0BOB00001", reason: "release train" }),
+    "covered:qa",
+    JSON.stringify({ by: "alice", byId: "slack:U0ALICE001", reason: "hotfix" }),
   );
   await redis.set(keys.lease("busy", "staging"), "holder|7");
   await redis.set(keys.bullLock("holder"), "token", "PX", 60_000);
@@ -170,6 +178,7 @@ describe("acquire on fetch", () => {
     { id: "j6", data: jobData("scale", "api", "staging") },
     { id: "j7", data: jobData("deploy", "api", "staging", { requestedAt: 1_765_000_000_500 }) },
     { id: "j8", data: jobData("deploy", "after", "staging") },
+    { id: "j9", data: jobData("deploy", "covered", "qa") },
   ];
   const ids = scenarios.map((s) => s.id);
 
@@ -229,6 +238,12 @@ describe("acquire on fetch", () => {
     expect(taken.get("j6")).toEqual({ status: "cancelled", by: "carol" });
     // The held rollback goes first once it looks again; the lock that held it is gone.
     expect(taken.get("j8")).toEqual({ status: "busy", holder: "h1", position: 1, superseded: [] });
+    // The requester's own lock on the service does not hide the lock on every service.
+    expect(taken.get("j9")).toEqual({
+      status: "blocked",
+      reason: "covered/qa is locked by bob: release train",
+      position: 0,
+    });
     expect(fetched.size).toBe(0);
 
     expect(fusedOrder).toEqual(plainOrder);

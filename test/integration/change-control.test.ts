@@ -626,3 +626,125 @@ describe("break-glass during a freeze", () => {
     expect(gated.calls).toHaveLength(0);
   });
 });
+
+describe("a lock on every service and a lock on one", () => {
+  const lockOf = (by: string, byId: string, reason: string) =>
+    JSON.stringify({ by, byId, reason, at: Date.now() });
+
+  it("holds a job under the lock on every service even when its requester locked the service itself", async () => {
+    const gated = createGatedExecutor();
+    t = await startTestRuntime({ executor: gated.executor });
+    await t.runtime.handle(chatCommand("/lock * staging release train"));
+    // dev-1's lock on api, as one taken before a lock on every service refused it would have stayed.
+    await t.runtime.redis.hset(t.runtime.keys.locks, "api:staging", lockOf("dev-1", someone.id, "hotfix"));
+
+    const theirs = (await t.runtime.handle(chatCommand("/deploy api staging v2", someone)))
+      .jobIds[0] as string;
+    expect((await t.waitForPhase(theirs, ["waiting", "running"])).text).toBe(
+      "Waiting · api/staging is locked by demo: release train",
+    );
+    // And the holder of the lock on every service waits for dev-1's lock on api.
+    const own = (await t.runtime.handle(chatCommand("/scale api staging 3"))).jobIds[0] as string;
+    expect((await t.waitForPhase(own, ["waiting"])).text).toBe(
+      "Waiting · api/staging is locked by dev-1: hotfix",
+    );
+    await sleep(300);
+    expect(gated.calls).toHaveLength(0);
+
+    // Once the lock on every service lifts, dev-1's own lock no longer holds their deploy.
+    await t.runtime.handle(chatCommand("/unlock * staging"));
+    const [first] = await gated.started(1);
+    expect(first?.kind).toBe("deploy");
+    first?.finish();
+    await t.waitForPhase(theirs, ["succeeded"]);
+    expect((await t.runtime.status.read(own))?.text).toBe("Waiting · api/staging is locked by dev-1: hotfix");
+  });
+
+  it("refuses a lock on a service under someone else's lock on every service, and the reverse, naming the lock", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    const locks = async () =>
+      ((await t?.runtime.handle(chatCommand("/queue staging")))?.card?.lines ?? []).filter((l) =>
+        l.startsWith("🔒"),
+      );
+    await t.runtime.handle(chatCommand("/lock * staging release train"));
+    const under = await t.runtime.handle(chatCommand("/lock api staging hotfix", someone));
+    expect(under.ok).toBe(false);
+    expect(under.error?.code).toBe("conflict");
+    expect(under.error?.message).toBe(
+      "every service in staging is already locked by demo: release train; to lock api in staging, `unlock * staging` first",
+    );
+    expect((await t.runtime.audit.recent(1))[0]?.type).toBe("command.refused");
+    expect(await locks()).toEqual(["🔒 every service in staging locked by demo: release train"]);
+    // The holder may still lock one service of their own.
+    expect((await t.runtime.handle(chatCommand("/lock api staging schema change"))).ok).toBe(true);
+
+    await t.runtime.handle(chatCommand("/unlock * staging"));
+    await t.runtime.handle(chatCommand("/unlock api staging"));
+    await t.runtime.handle(chatCommand("/lock api staging hotfix", someone));
+    const over = await t.runtime.handle(chatCommand("/lock * staging release train"));
+    expect(over.ok).toBe(false);
+    expect(over.error?.message).toBe(
+      "api in staging is already locked by dev-1: hotfix; to lock every service in staging, `unlock api staging` first",
+    );
+    expect(await locks()).toEqual(["🔒 api in staging locked by dev-1: hotfix"]);
+    // Their own lock on a service does not stop them locking every service.
+    expect((await t.runtime.handle(chatCommand("/lock * staging hotfix, all of it", someone))).ok).toBe(true);
+  });
+
+  it("gives one of a lock on every service and someone else's lock on one service, asked at the same moment", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    for (let round = 0; round < 5; round++) {
+      const replies = await Promise.all([
+        t.runtime.handle(chatCommand("/lock * staging release train")),
+        t.runtime.handle(chatCommand("/lock web staging hotfix", someone)),
+      ]);
+      expect(replies.map((r) => r.ok).sort()).toEqual([false, true]);
+      await t.runtime.redis.del(t.runtime.keys.locks);
+    }
+  });
+});
+
+describe("unlock", () => {
+  it("names the holder of the lock it removed, even while the lock changes hands as it unlocks", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    const { redis, keys } = t.runtime;
+    const counter = `${keys.locks}-handovers`;
+    // Hands the lock to a new holder in one step while it exists: answers the holder's number, 0 once it is gone.
+    const handOver = `local n = redis.call('INCR', KEYS[2])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ by = 'holder-' .. n, byId = 'slack:UHOLD' .. n, at = 0 }))
+return n`;
+    const others = Array.from({ length: 4 }, () => redis.duplicate({ enableOfflineQueue: true }));
+    try {
+      for (let round = 0; round < 10; round++) {
+        await redis.hset(
+          keys.locks,
+          "api:staging",
+          JSON.stringify({ by: "holder-0", byId: "slack:UHOLD0", at: 0 }),
+        );
+        let last = 0;
+        let gone = false;
+        const handOvers = others.map(async (other) => {
+          while (!gone) {
+            const numbers = (await Promise.all(
+              Array.from({ length: 8 }, () => other.eval(handOver, 2, keys.locks, counter, "api:staging")),
+            )) as number[];
+            for (const n of numbers) {
+              if (n === 0) gone = true;
+              else last = Math.max(last, n);
+            }
+          }
+        });
+        await sleep(5);
+        const reply = await t.runtime.handle(chatCommand("/unlock api staging", sreUser));
+        await Promise.all(handOvers);
+        // The lock it removed was the last one handed over before it was gone.
+        expect(reply.card?.lines).toEqual([`It was locked by holder-${last}.`]);
+        const [unlock] = await t.runtime.audit.recent(1);
+        expect(unlock?.fields).toMatchObject({ actor: sreUser.id, holder: `slack:UHOLD${last}` });
+      }
+    } finally {
+      for (const other of others) other.disconnect();
+    }
+  });
+});
