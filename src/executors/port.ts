@@ -62,8 +62,8 @@ export interface TargetStatus {
    */
   stalled?: boolean;
   /**
-   * The Deployment is paused (`kubectl rollout pause`) with its rollout unfinished: the controller will not
-   * move it until someone resumes it. Absent where the executor cannot tell.
+   * The Deployment is paused (`kubectl rollout pause`): the controller rolls out no change until someone
+   * resumes it. Absent where the executor cannot tell.
    */
   paused?: boolean;
   /** Annotations written by shipbot (job id, fence), if any. */

@@ -426,13 +426,15 @@ describe("deploy by commit", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it("stops at once, not at the sync timeout, when the synced deployment is paused", async () => {
+  it("stops at once, not at the sync timeout, when the deployment is paused after the commit", async () => {
+    const ctx = context("job-paused");
+    const started = Date.now();
+    const running = executor(fileConfig(), { timeoutMs: 3_000 }).deploy(api, image("3f2c1ab"), ctx);
+    // The commit is in and the job waits for the sync; only then does someone pause the Deployment.
+    while (ctx.progress.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     await patchDeployment({ spec: { paused: true } });
     sync = startSync();
-    const started = Date.now();
-    const error = await rejection(
-      executor(fileConfig(), { timeoutMs: 3_000 }).deploy(api, image("3f2c1ab"), context("job-paused")),
-    );
+    const error = await rejection(running);
     expect(error).toMatchObject({ code: "conflict", retryable: false });
     expect(error.message).toMatch(
       /^rollout of api in production stopped: the deployment was paused \(.+\); the change stays in git and rolls out once someone runs kubectl rollout resume$/,
@@ -549,5 +551,83 @@ describe("rollback, scale, status", () => {
     expect(error.code).toBe("usage");
     expect(error.message).toBe(`acme/config/${PATH} manages ghcr.io/acme/api, not ghcr.io/other/api`);
     expect(puts()).toHaveLength(0);
+  });
+});
+
+describe("a paused deployment", () => {
+  /** Someone paused a rollout halfway (`kubectl rollout pause` while bbbbbbb rolled out), as for a canary. */
+  async function pauseMidRollout(): Promise<void> {
+    await patchDeployment({
+      spec: {
+        paused: true,
+        template: { spec: { containers: [{ name: api.container, image: image("bbbbbbb") }] } },
+      },
+    });
+    while ((await watcher.status(api)).paused !== true) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it("refuses a deploy and a rollback before committing anything to the config repository", async () => {
+    await pauseMidRollout();
+    sync = startSync();
+    const deploy = await rejection(executor().deploy(api, image("3f2c1ab"), context("job-d")));
+    expect(deploy).toMatchObject({ code: "conflict", retryable: false });
+    expect(deploy.message).toBe(
+      "api in production is paused; resume it (kubectl rollout resume) before deploying; nothing was committed to acme/config",
+    );
+    const oldest = (await executor().history(api)).find((r) => r.image === image("aaaaaaa"));
+    const rollback = await rejection(executor().rollback(api, oldest?.revision, context("job-r")));
+    expect(rollback).toMatchObject({ code: "conflict", retryable: false });
+    expect(rollback.message).toBe(
+      "api in production is paused; resume it (kubectl rollout resume) before rolling back; nothing was committed to acme/config",
+    );
+    expect(puts()).toHaveLength(0);
+    expect(await configCommits()).toHaveLength(1);
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization);
+    expect(sync.applied).toEqual([]);
+  });
+
+  it("refuses a deploy to a deployment paused at rest, committing nothing", async () => {
+    // Paused with nothing rolling out, the usual way people hold a Deployment.
+    await patchDeployment({ spec: { paused: true } });
+    sync = startSync();
+    const deploy = await rejection(executor().deploy(api, image("3f2c1ab"), context("job-rest")));
+    expect(deploy).toMatchObject({ code: "conflict", retryable: false });
+    expect(deploy.message).toBe(
+      "api in production is paused; resume it (kubectl rollout resume) before deploying; nothing was committed to acme/config",
+    );
+    expect(puts()).toHaveLength(0);
+    expect(gh.file(CONFIG, "main", PATH)).toBe(kustomization);
+  });
+
+  it("still resumes a retried job whose commit is in, and stops its wait on the pause", async () => {
+    const first = context("job-retry", 2);
+    const interrupted = executor().deploy(api, image("3f2c1ab"), first);
+    while (first.progress.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    first.controller.abort();
+    expect(await rejection(interrupted)).toMatchObject({ code: "timeout", retryable: true });
+
+    await pauseMidRollout();
+    sync = startSync();
+    const error = await rejection(executor().deploy(api, image("3f2c1ab"), context("job-retry", 3)));
+    expect(error.message).toMatch(/^rollout of api in production stopped: the deployment was paused/);
+    expect(puts()).toHaveLength(1);
+    expect(sync.applied).toEqual(["3f2c1ab"]);
+  });
+
+  it("fails retryably, committing nothing, when the Deployment cannot be read before the commit", async () => {
+    kube.failNext({ method: "GET", path: /\/deployments\/api$/ }, 503);
+    const error = await rejection(executor().deploy(api, image("3f2c1ab"), context("job-blind")));
+    expect(error).toMatchObject({ retryable: true });
+    expect(error.message).toMatch(
+      /; shipbot reads api in production before committing, so nothing was committed to acme\/config and a retry reads it again$/,
+    );
+    expect(puts()).toHaveLength(0);
+
+    sync = startSync();
+    const result = await executor().deploy(api, image("3f2c1ab"), context("job-blind"));
+    expect(result).toMatchObject({ image: image("3f2c1ab"), resumed: false });
+    expect(puts()).toHaveLength(1);
   });
 });

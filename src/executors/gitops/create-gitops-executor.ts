@@ -10,6 +10,7 @@ import type {
   Target,
   TargetStatus,
 } from "../port.ts";
+import { assertNotPaused } from "./assert-not-paused.ts";
 import { readKustomizeImageName, type ValueLocation } from "./edit-config-yaml.ts";
 import { waitForTarget } from "./wait-for-target.ts";
 import { type ChangeOutcome, type ConfigFile, writeConfigChange } from "./write-config-change.ts";
@@ -36,7 +37,10 @@ export interface GitOpsFileConfig {
 
 export interface GitOpsExecutorOptions {
   github: GitHubClient;
-  /** Used read-only (status, history) to see what the cluster runs; never to change it. */
+  /**
+   * Used read-only (status, history) to see what the cluster runs, and whether a Deployment is paused before
+   * a deploy or rollback commits; never to change it.
+   */
   kubeExecutorForWatching: Pick<ExecutorPort, "status" | "history">;
   /** Per target, keyed by `namespace/deployment` (see gitOpsTargetKey), or a lookup function. */
   repos: Record<string, GitOpsFileConfig> | ((target: Target) => GitOpsFileConfig | undefined);
@@ -136,6 +140,7 @@ export function createGitOpsExecutor(options: GitOpsExecutorOptions): ExecutorPo
     image: string,
     ctx: ExecutionContext,
     verb: string,
+    action: string,
   ): Promise<{ outcome: ChangeOutcome; status: TargetStatus; config: GitOpsFileConfig }> => {
     const config = configFor(target);
     const { repository, tag } = splitImage(image);
@@ -157,6 +162,8 @@ export function createGitOpsExecutor(options: GitOpsExecutorOptions): ExecutorPo
       maxAttempts,
       log,
       ...(options.committer === undefined ? {} : { committer: options.committer }),
+      // Scale has no such check: the controller still scales a paused Deployment.
+      beforeWrite: () => assertNotPaused({ kube, target, action, where: config.repo }),
       validate: (text) => {
         if (config.format !== "kustomize-images") return;
         // With newName, kustomize swaps the repository too: the cluster would never run `image` as given.
@@ -232,7 +239,7 @@ export function createGitOpsExecutor(options: GitOpsExecutorOptions): ExecutorPo
 
   return {
     async deploy(target, image, ctx) {
-      const { outcome, status, config } = await setImage(target, image, ctx, "deploy");
+      const { outcome, status, config } = await setImage(target, image, ctx, "deploy", "deploying");
       const previousImage = previousImageOf(config, outcome, image);
       return result(
         status,
@@ -273,7 +280,13 @@ export function createGitOpsExecutor(options: GitOpsExecutorOptions): ExecutorPo
           });
         }
       }
-      const { outcome, status, config } = await setImage(target, wanted.image, ctx, "roll back to");
+      const { outcome, status, config } = await setImage(
+        target,
+        wanted.image,
+        ctx,
+        "roll back to",
+        "rolling back",
+      );
       return result(
         status,
         outcome,

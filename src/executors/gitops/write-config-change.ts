@@ -25,6 +25,11 @@ export interface ChangeRequest {
   value(current: string | undefined): string | number;
   /** Refuses a file the change cannot work with (throws); runs on every read of the target branch. */
   validate?(text: string): void;
+  /**
+   * Refuses a change the target could not roll out (throws). Runs once a write is decided and before
+   * anything is written, so a retried job that finds its own commit resumes without it.
+   */
+  beforeWrite?(): Promise<void>;
   /** Commit title, e.g. "deploy ghcr.io/acme/api:3f2c1ab to api in production". */
   title: string;
   ctx: ExecutionContext;
@@ -253,6 +258,7 @@ export async function writeConfigChange(
       const { text, blobSha } = await readFile(file.branch);
       const decision = await decide(text, attempted);
       if ("done" in decision) return decision.done;
+      await request.beforeWrite?.();
       const { current, value } = decision.write;
       const next = writeConfigValue(text, request.location, value, `${full}/${file.path}`);
       attempted = true;
@@ -292,6 +298,7 @@ export async function writeConfigChange(
     const base = await readFile(file.branch);
     const decision = await decide(base.text, attempted);
     if ("done" in decision) return decision.done;
+    await request.beforeWrite?.();
     const { current, value } = decision.write;
     const message = commitMessage(request, current);
 

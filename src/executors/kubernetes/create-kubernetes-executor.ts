@@ -541,7 +541,7 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
     async status(target) {
       const deployment = await read(target);
       const image = requireContainer(target, deployment);
-      const { progress, stalled, paused } = toRolloutState(deployment);
+      const { progress, stalled } = toRolloutState(deployment);
       return {
         image,
         revision: revisionOf(deployment),
@@ -550,7 +550,8 @@ export function createKubernetesExecutor(options: KubernetesExecutorOptions): Ex
         available: progress.available,
         rollout: progress,
         stalled,
-        paused,
+        // Paused at rest too: a change written now (GitOps) would wait for a resume.
+        paused: deployment.spec?.paused === true,
         lastJobId: deployment.metadata?.annotations?.[annotations.jobId],
       } satisfies TargetStatus;
     },
