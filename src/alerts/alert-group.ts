@@ -11,8 +11,12 @@ export interface AlertGroupMeta {
   alertname?: string;
   service?: string;
   env?: string;
+  /** The highest severity of the latest notification, resolved alerts included. */
   severity?: string;
-  /** At or above the incident severity: the first post is immediate and the target goes rollback-only. */
+  /**
+   * `severity` is at or above the incident severity. Only alerts stored before they kept their own
+   * severity and incident flag are drawn by these two; the card otherwise follows its firing alerts.
+   */
   critical: boolean;
 }
 
@@ -28,6 +32,11 @@ export interface StoredAlert {
    * Absent on alerts stored by versions before it was kept.
    */
   incident?: boolean;
+  /**
+   * Its severity label (the group's common one when the alert has none); null when neither has one, so
+   * that it can be told apart from alerts stored by versions before it was kept, where it is absent.
+   */
+  severity?: string | null;
 }
 
 export interface AlertGroupMark {

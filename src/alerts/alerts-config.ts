@@ -37,11 +37,14 @@ export function routeAlert(config: AlertsConfig, labels: Record<string, string>)
 }
 
 /** Rank of a severity in the configured order; -1 when unknown. */
-export function severityRank(config: AlertsConfig, severity: string | undefined): number {
+export function severityRank(config: Pick<AlertsConfig, "severities">, severity: string | undefined): number {
   return severity === undefined ? -1 : config.severities.indexOf(severity);
 }
 
-export function isIncidentSeverity(config: AlertsConfig, severity: string | undefined): boolean {
+export function isIncidentSeverity(
+  config: Pick<AlertsConfig, "severities" | "incidentSeverity">,
+  severity: string | undefined,
+): boolean {
   const threshold = severityRank(config, config.incidentSeverity);
   const rank = severityRank(config, severity);
   return rank >= 0 && threshold >= 0 && rank >= threshold;

@@ -32,6 +32,8 @@ export function createAlertCardSource(options: AlertCardSourceOptions): CardSour
         maxAlertsShown: config.maxAlertsShown,
         correlationWindowMinutes: config.correlationWindowMinutes,
         silenceMinutes: config.silenceMinutes,
+        severities: config.severities,
+        incidentSeverity: config.incidentSeverity,
       };
       const { service, env } = group.meta;
       const firedAt = firedAtOf(group, cardOptions.now);

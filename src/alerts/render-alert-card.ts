@@ -1,8 +1,10 @@
 import { type Card, type CardAction, createCard } from "../core/card.ts";
 import type { HistoryEntry } from "../notify/status-store.ts";
-import type { AlertGroupState } from "./alert-group.ts";
+import type { AlertGroupMeta, AlertGroupState, StoredAlert } from "./alert-group.ts";
+import { type AlertsConfig, isIncidentSeverity, severityRank } from "./alerts-config.ts";
 
-export interface AlertCardOptions {
+/** `severities` and `incidentSeverity` rank the firing alerts' severities for the title and the tone. */
+export interface AlertCardOptions extends Pick<AlertsConfig, "severities" | "incidentSeverity"> {
   now: number;
   timeZone: string;
   maxAlertsShown: number;
@@ -94,6 +96,31 @@ function describeLabels(labels: Record<string, string>, hide: Set<string>): stri
 }
 
 /**
+ * The severity a firing card shows, and whether it is drawn as severe: the highest among the firing
+ * alerts, so an alert that has resolved no longer colours the card (incident mode follows firing alerts
+ * too). An alert stored before alerts kept their severity counts as the group's, as cards were drawn then.
+ */
+function firingSeverity(
+  firing: StoredAlert[],
+  meta: AlertGroupMeta,
+  options: Pick<AlertCardOptions, "severities" | "incidentSeverity">,
+): { severity: string | undefined; critical: boolean } {
+  let severity: string | undefined;
+  let critical = false;
+  for (const alert of firing) {
+    const own = alert.severity === undefined ? meta.severity : (alert.severity ?? undefined);
+    critical ||= alert.severity === undefined ? meta.critical : isIncidentSeverity(options, own);
+    // As the processor picks the group's severity: a known one outranks an unknown, the first wins ties.
+    if (
+      own !== undefined &&
+      (severity === undefined || severityRank(options, own) > severityRank(options, severity))
+    )
+      severity = own;
+  }
+  return { severity, critical };
+}
+
+/**
  * One alert group in one channel: what fires and since when, the deploys that may have caused it, who
  * acknowledged or silenced it, and the buttons. Resolved groups keep their history and lose the buttons.
  * Pure: the clock and the correlation are passed in.
@@ -109,13 +136,15 @@ export function renderAlertCard(
   const isFiring = firing.length > 0;
   const target = meta.service && meta.env ? `${meta.service}/${meta.env}` : undefined;
   const name = meta.alertname ?? (Object.values(meta.groupLabels).join(" ") || "alert group");
-  const what = [meta.severity ? `[${meta.severity}]` : undefined, name, target].filter(Boolean).join(" ");
+  // A resolved card keeps the group's severity, as it always has.
+  const shown = isFiring ? firingSeverity(firing, meta, options) : meta;
+  const what = [shown.severity ? `[${shown.severity}]` : undefined, name, target].filter(Boolean).join(" ");
   const since =
     firing[0]?.startsAt || group.alerts.reduce((m, a) => Math.min(m, a.startsAt || m), options.now);
   let card: Card;
   if (isFiring) {
     card = createCard(
-      meta.critical ? "failure" : "warning",
+      shown.critical ? "failure" : "warning",
       `🔥 ${what} · firing since ${clock(since, options.timeZone)}`,
     );
   } else {

@@ -54,6 +54,15 @@ function clip(text: string, max: number): string {
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
 
+/** An alert's severity label, the group's common one when the alert has none. */
+function severityOf(
+  config: AlertsConfig,
+  payload: WebhookPayload,
+  alert: WebhookPayload["alerts"][number],
+): string | undefined {
+  return alert.labels[config.labels.severity] ?? payload.commonLabels[config.labels.severity];
+}
+
 /**
  * The service×environment an alert puts in incident mode while it fires, if any. The incident script and
  * the card's "rollback-only" line both follow this, so the card says what the acquire script enforces.
@@ -70,7 +79,11 @@ function toIncidentTarget(
   return { service, env, labels };
 }
 
-function toStoredAlert(alert: WebhookPayload["alerts"][number], incident: boolean): StoredAlert {
+function toStoredAlert(
+  alert: WebhookPayload["alerts"][number],
+  severity: string | undefined,
+  incident: boolean,
+): StoredAlert {
   const labels: Record<string, string> = {};
   for (const [name, value] of Object.entries(alert.labels).slice(0, maxLabelsKept))
     labels[clip(name, 64)] = clip(value, 120);
@@ -80,6 +93,7 @@ function toStoredAlert(alert: WebhookPayload["alerts"][number], incident: boolea
     startsAt: toEpochMs(alert.startsAt),
     endsAt: alert.status === "resolved" ? toEpochMs(alert.endsAt) : 0,
     incident,
+    severity: severity === undefined ? null : clip(severity, 64),
   };
   const summary = alert.annotations.summary ?? alert.annotations.description;
   if (summary) stored.summary = clip(summary, 200);
@@ -159,13 +173,17 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
     const labels = { ...payload.groupLabels, ...payload.commonLabels };
     const severity = highestSeverity(config, payload);
     const critical = isIncidentSeverity(config, severity);
+    // Only a severe alert that fires makes a new card urgent: one that fired and resolved within
+    // group_wait arrives already resolved in the group's first notification, and its card is not severe.
+    const urgent = payload.alerts.some(
+      (alert) => alert.status === "firing" && isIncidentSeverity(config, severityOf(config, payload, alert)),
+    );
     const triples: string[] = [];
-    for (const alert of payload.alerts)
-      triples.push(
-        alert.fingerprint,
-        signature(alert),
-        JSON.stringify(toStoredAlert(alert, toIncidentTarget(config, payload, alert) !== undefined)),
-      );
+    for (const alert of payload.alerts) {
+      const incident = toIncidentTarget(config, payload, alert) !== undefined;
+      const stored = toStoredAlert(alert, severityOf(config, payload, alert), incident);
+      triples.push(alert.fingerprint, signature(alert), JSON.stringify(stored));
+    }
     let changed = 0;
     let created = 0;
     // Every routed channel sees the same alerts: one that changed none of them was a repeat.
@@ -199,8 +217,8 @@ export function startAlertProcessor(options: AlertProcessorOptions): AlertProces
         options.keys.cards,
         cardId,
         JSON.stringify(meta),
-        // The first card of a critical group goes out at once; everything else coalesces.
-        critical ? 0 : config.updateDelayMs,
+        // The first card of a group with a critical alert firing goes out at once; everything else coalesces.
+        urgent ? 0 : config.updateDelayMs,
         config.updateDelayMs,
         ttlSeconds,
         payload.truncatedAlerts,

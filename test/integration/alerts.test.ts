@@ -24,6 +24,7 @@ import type { ChatCommand, ChatUser, Conversation } from "../../src/core/model.t
 import { createHttpServer } from "../../src/http/create-http-server.ts";
 import type { ChatPort } from "../../src/notify/chat-port.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
+import { createKeys } from "../../src/queue/keys.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
 
@@ -552,6 +553,88 @@ describe("correlation, incident mode and buttons", () => {
     expect(await redis.hexists(incidents, "api:staging")).toBe(0);
     expect(textOf(latest(card))).toContain("1 firing");
     expect(textOf(latest(card))).not.toContain("rollback-only");
+  });
+
+  it("titles and colours the card by its firing alerts: a resolved critical leaves a warning card", async () => {
+    const c = { alertname: "TitleSeverity", service: "web", env: "qa" };
+    const key = newGroupKey("TitleSeverity");
+    const severe = (status: "firing" | "resolved") =>
+      alert("t1", { ...c, severity: "critical", instance: "n1" }, status);
+    const mild = (status: "firing" | "resolved") =>
+      alert("t2", { ...c, severity: "warning", instance: "n2" }, status);
+    await post(payload(key, c, [severe("firing"), mild("firing")]));
+    const card = await until("the group's card", () => cardOf(key, "ops"));
+    await inboxIdle();
+    expect(latest(card).title).toMatch(/^🔥 \[critical\] TitleSeverity web\/qa · firing since 14:02/);
+    expect(latest(card).tone).toBe("failure");
+
+    // Only the warning fires now: the card must not still say critical, nor be drawn as one.
+    await post(payload(key, c, [severe("resolved"), mild("firing")]));
+    await until("one resolved", () => (textOf(latest(card)).includes("1 resolved") ? true : undefined));
+    expect(latest(card).title).toMatch(/^🔥 \[warning\] TitleSeverity web\/qa · firing since 14:02/);
+    expect(latest(card).tone).toBe("warning");
+
+    // All resolved: green, as before.
+    await post(payload(key, c, [severe("resolved"), mild("resolved")]));
+    await until("resolved card", () => (latest(card).tone === "success" ? true : undefined));
+    expect(latest(card).title).toMatch(/^✅ .*TitleSeverity web\/qa · resolved at 14:30/);
+  });
+
+  it("draws alerts stored without their severity by the group's severity, as before", async () => {
+    const c = { alertname: "OldSeverity", service: "web", env: "qa" };
+    const key = newGroupKey("OldSeverity");
+    await processor.process(
+      payload(key, c, [
+        alert("o1", { ...c, severity: "critical", instance: "n1" }, "resolved"),
+        alert("o2", { ...c, severity: "warning", instance: "n2" }),
+      ]),
+    );
+    // Rewrite the stored alerts as a version that kept neither severity nor incident flag did.
+    const cardId = toAlertCardId(key, "shell", "ops");
+    const groupKey = createAlertKeys(runtime.keys).group(cardId);
+    for (const [field, value] of Object.entries(await redis.hgetall(groupKey))) {
+      if (!field.startsWith("f:")) continue;
+      const {
+        severity: _severity,
+        incident: _incident,
+        ...old
+      } = JSON.parse(value) as Record<string, unknown>;
+      await redis.hset(groupKey, field, JSON.stringify(old));
+    }
+    const history = (service: string, env: string, n: number) => runtime.status.history(service, env, n);
+    const source = createAlertCardSource({ redis, keys: runtime.keys, config: alerts, history });
+    const loaded = await source.load(cardId);
+    if (!loaded || !("card" in loaded)) throw new Error("no card for the old group");
+    expect(loaded.card.title).toMatch(/^🔥 \[critical\] OldSeverity web\/qa/);
+    expect(loaded.card.tone).toBe("failure");
+    await inboxIdle();
+  });
+
+  it("posts a new group at once only when a severe alert of it fires", async () => {
+    // A processor of its own, on keys no notifier reads, so the marks stay in the cards set to be read.
+    const keys = createKeys(`${config.redisPrefix}-pace`);
+    const slow = alertsConfigSchema.parse({ ...alerts, updateDelayMs: 60_000 });
+    const own = startAlertProcessor({ redis, keys, config: slow, log: quietLog });
+    try {
+      const c = { alertname: "Pace", service: "web", env: "qa" };
+      const markOf = async (key: string) =>
+        Number(await redis.zscore(keys.cards, toAlertCardId(key, "shell", "ops"))) - Date.now();
+      // The critical alert fired and resolved within group_wait: the first notification already says so.
+      const calm = newGroupKey("Pace");
+      await own.process(
+        payload(calm, c, [
+          alert("p1", { ...c, severity: "critical" }, "resolved"),
+          alert("p2", { ...c, severity: "warning" }),
+        ]),
+      );
+      expect(await markOf(calm)).toBeGreaterThan(30_000);
+      const urgent = newGroupKey("Pace");
+      await own.process(payload(urgent, c, [alert("p3", { ...c, severity: "critical" })]));
+      expect(await markOf(urgent)).toBeLessThan(1_000);
+    } finally {
+      await own.close();
+      await cleanupPrefix(redis, keys.prefix);
+    }
   });
 
   it("keeps incident mode while any severe alert of the target still fires", async () => {
