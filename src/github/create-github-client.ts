@@ -48,7 +48,35 @@ export interface GitHubClientOptions {
   fetch?: typeof fetch;
 }
 
-const ShipbotOctokit = Octokit.plugin(retry, throttling);
+/** What a request ends with when its caller's signal fires; `toGitHubError` reads the name as an interruption. */
+function interrupted(signal: AbortSignal): Error {
+  const error = new Error("the caller stopped waiting for GitHub", { cause: signal.reason });
+  error.name = "AbortError";
+  return error;
+}
+
+/**
+ * Ends a request the moment its caller's signal fires. The retry and throttling plugins wait between
+ * attempts in timers the signal does not reach (a Retry-After may last a minute, and is waited out twice),
+ * so without this a cancelled or timed-out job would sit out the whole wait and only then fail. Registered
+ * last, so it wraps both plugins; an attempt still under way is aborted by fetch itself.
+ */
+function stopOnAbort(octokit: Pick<Octokit, "hook">): void {
+  octokit.hook.wrap("request", (request, options) => {
+    const signal = options.request?.signal;
+    if (signal === undefined) return request(options);
+    if (signal.aborted) return Promise.reject(interrupted(signal));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(interrupted(signal));
+      signal.addEventListener("abort", onAbort, { once: true });
+      Promise.resolve(request(options))
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  });
+}
+
+const ShipbotOctokit = Octokit.plugin(retry, throttling, stopOnAbort);
 
 /** The Octokit that shipbot's GitHub functions take: @octokit/rest with retry and throttling. */
 export type GitHubClient = Octokit;

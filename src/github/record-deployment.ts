@@ -66,6 +66,10 @@ export async function startDeployment(
   const { repo, environment, jobId } = options;
   const full = formatRepo(repo);
   const request = options.signal === undefined ? {} : { request: { signal: options.signal } };
+  // Only the opening requests carry the job's signal. It fires exactly when a job ends badly (rollout
+  // deadline, shutdown, lost lock): the closing writes (success, failure, inactive) sent with it would
+  // be aborted before they left and the record would stay in_progress on GitHub for good. The client's
+  // per-request timeout still bounds them.
   const fail = (error: unknown, action: string) => toGitHubError(error, { action, repo: full });
 
   let id: number | undefined;
@@ -121,7 +125,7 @@ export async function startDeployment(
         ...(options.logUrl === undefined || state === "inactive" ? {} : { log_url: options.logUrl }),
         ...(extra.environmentUrl === undefined ? {} : { environment_url: extra.environmentUrl }),
         ...(extra.description === undefined ? {} : { description: clip(extra.description) }),
-        ...request,
+        ...(state === "in_progress" ? request : {}),
       });
     } catch (error) {
       throw fail(error, `mark deployment ${extra.deploymentId ?? deploymentId} ${state}`);
@@ -136,7 +140,6 @@ export async function startDeployment(
         ...repo,
         environment,
         per_page: 10,
-        ...request,
       }));
     } catch (error) {
       throw fail(error, `list deployments of ${environment}`);
@@ -149,7 +152,6 @@ export async function startDeployment(
           ...repo,
           deployment_id: other.id,
           per_page: 1,
-          ...request,
         });
         latest = data[0]?.state;
       } catch (error) {

@@ -46,6 +46,28 @@ function isRateLimited(failure: HttpFailure): boolean {
   );
 }
 
+/**
+ * The permissions GitHub says the endpoint needs, from `x-accepted-github-permissions` (sent to GitHub Apps
+ * and fine-grained tokens): `deployments=write` → "`deployments: write`". Alternative sets are separated by
+ * `;` and each one is enough, so they are joined with "or".
+ */
+function acceptedPermissions(headers: HttpFailure["headers"]): string | undefined {
+  const raw = headers["x-accepted-github-permissions"];
+  if (typeof raw !== "string") return undefined;
+  const sets = raw
+    .split(";")
+    .map((set) =>
+      set
+        .split(",")
+        .map((permission) => /^\s*([a-z_]+)=([a-z]+)\s*$/.exec(permission))
+        .filter((match) => match !== null)
+        .map(([, name, level]) => `${name}: ${level}`),
+    )
+    .filter((set) => set.length > 0)
+    .map((set) => `\`${set.join(", ")}\``);
+  return sets.length > 0 ? sets.join(" or ") : undefined;
+}
+
 /** The HTTP status of a GitHub failure, when it had one. */
 export function gitHubStatus(error: unknown): number | undefined {
   return httpFailure(error)?.status;
@@ -95,9 +117,17 @@ export function toGitHubError(error: unknown, context: GitHubErrorContext): Ship
     );
   }
   if (status === 403) {
+    // A 403 means GitHub let the credentials see the repository: what is missing is a permission (a 404
+    // is what GitHub answers when they cannot see it), so name the permission rather than the repository.
+    const permission = acceptedPermissions(failure.headers);
+    const detail = brief(failure.message);
+    const fix =
+      permission === undefined
+        ? `give its GitHub App or token the permission this needs${detail ? ` (GitHub said: ${detail})` : ""}`
+        : `give its GitHub App or token ${permission} on the repository`;
     return new ShipbotError(
       "forbidden",
-      `shipbot's GitHub credentials may not ${context.action} in ${context.repo}: grant it access to the repository`,
+      `shipbot's GitHub credentials may not ${context.action} in ${context.repo}: ${fix}`,
       { cause: error, retryable: false },
     );
   }

@@ -8,6 +8,7 @@ import {
   createGitHubClient,
   type GitHubClientOptions,
   resolveRef,
+  startDeployment,
   toGitHubError,
 } from "../../src/github/index.ts";
 import { type GitHubEmulator, startGitHubEmulator } from "../emulators/github/index.ts";
@@ -118,6 +119,29 @@ describe("retries", () => {
     expect(JSON.stringify(denied.cause)).not.toContain("ghp_secret_value");
   });
 
+  it("stops waiting out a rate limit as soon as the job's signal fires", async () => {
+    // Retry-After 50 at 100 ms a second: a 5 s wait, well within maxRateLimitWaitSeconds.
+    const limited = await startGitHubEmulator({ retryAfterSeconds: 50 });
+    try {
+      limited.createRepo("acme/api");
+      limited.failNext({ path: /\/commits\// }, 429);
+      const job = new AbortController();
+      setTimeout(() => job.abort(), 50);
+      const started = Date.now();
+      const error = await rejection(
+        resolveRef(client({ backoffUnitMs: 100 }, limited), REPO, "main", { signal: job.signal }),
+      );
+      expect(error.code).toBe("timeout");
+      expect(error.message).toBe(
+        "stopped waiting for GitHub (read ref main in acme/api): shipbot was interrupted",
+      );
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(limited.requests().map((r) => r.status)).toEqual([429]);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("passes an abort through as an interruption, not a retry", async () => {
     const controller = new AbortController();
     controller.abort();
@@ -126,6 +150,61 @@ describe("retries", () => {
     expect(gh.requests()).toHaveLength(0);
     expect(toGitHubError(new Error("boom"), { action: "x", repo: "acme/api" }).message).toBe(
       "could not reach GitHub (x in acme/api)",
+    );
+  });
+});
+
+describe("missing permissions", () => {
+  /**
+   * The emulator answers every 403 as a rate limit; this transport answers deployment creation as GitHub
+   * does for an App installed without `deployments: write`, and forwards the rest.
+   */
+  function withoutPermission(accepted: string | undefined): typeof fetch {
+    return async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname === "/repos/acme/api/deployments" && init?.method === "POST") {
+        const body = {
+          message: "Resource not accessible by integration",
+          documentation_url: "https://docs.github.com/rest/deployments/deployments#create-a-deployment",
+          status: "403",
+        };
+        return new Response(JSON.stringify(body), {
+          status: 403,
+          headers: {
+            "content-type": "application/json",
+            "x-ratelimit-remaining": "4999",
+            ...(accepted === undefined ? {} : { "x-accepted-github-permissions": accepted }),
+          },
+        });
+      }
+      return fetch(input, init);
+    };
+  }
+
+  it("names the permission GitHub says is missing, and the repository", async () => {
+    const sha = (await resolveRef(client(), REPO, "main")).sha;
+    const deploy = (accepted?: string) =>
+      rejection(
+        startDeployment(client({ fetch: withoutPermission(accepted) }), {
+          repo: REPO,
+          sha,
+          environment: "production",
+          jobId: "j-1",
+        }),
+      );
+
+    const error = await deploy("deployments=write");
+    expect(error.code).toBe("forbidden");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toBe(
+      "shipbot's GitHub credentials may not create a deployment to production in acme/api: give its GitHub App or token `deployments: write` on the repository",
+    );
+    expect((await deploy("deployments=write; contents=write,statuses=read")).message).toMatch(
+      /: give its GitHub App or token `deployments: write` or `contents: write, statuses: read` on the repository$/,
+    );
+    // Without the header (classic tokens), GitHub's own words say what is missing.
+    expect((await deploy()).message).toBe(
+      "shipbot's GitHub credentials may not create a deployment to production in acme/api: give its GitHub App or token the permission this needs (GitHub said: Resource not accessible by integration)",
     );
   });
 });

@@ -127,6 +127,31 @@ describe("startDeployment", () => {
     expect(gh.deployments(FULL)).toHaveLength(1);
   });
 
+  it("still marks failure when the job's signal ended the work (rollout deadline, shutdown)", async () => {
+    const sha = gh.commit(FULL, "main", "slow");
+    const job = new AbortController();
+    const deadline = new ShipbotError("timeout", "gave up following the rollout after 600s");
+    await expect(
+      recordDeployment(
+        github,
+        { repo: REPO, sha, environment: "production", jobId: "j-7", logUrl: thread, signal: job.signal },
+        async () => {
+          // What the worker's deadline does: the signal fires and the executor stops with it.
+          job.abort(deadline);
+          throw deadline;
+        },
+      ),
+    ).rejects.toBe(deadline);
+    expect(gh.deployments(FULL)[0]?.statuses).toEqual([
+      { state: "in_progress", log_url: thread },
+      {
+        state: "failure",
+        log_url: thread,
+        description: "gave up following the rollout after 600s",
+      },
+    ]);
+  });
+
   it("fails cleanly when GitHub is down, after bounded retries", async () => {
     const sha = gh.commit(FULL, "main", "x");
     gh.failNext({}, 503, 100);
