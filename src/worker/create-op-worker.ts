@@ -10,6 +10,8 @@ import {
   checkRequired,
   findDeploymentByImage,
   type GitHubClient,
+  type RepoRef,
+  type ResolvedRef,
   recordDeployment,
   resolveRef,
   startDeployment,
@@ -96,6 +98,33 @@ function doneText(kind: JobData["kind"], result: ExecutionResult, ms: number): s
   }
 }
 
+/**
+ * The commit a deploy runs. An approved request pinned the commit its approvers saw (`pinned`). The
+ * version is resolved as typed, because its kind makes the image tag (`{tag}` needs a git tag, `{ref}`
+ * names the branch): resolving the pinned sha instead made every tag-templated service fail after
+ * approval. While the version still names the approved commit, that is the one; once it has moved on, an
+ * image tag made from the commit alone (`{sha}`, `{sha7}`) still names the approved build, but one made
+ * from the name (`{tag}`, `{ref}`) would now run code nobody approved, so the job stops.
+ */
+async function resolveApproved(
+  client: GitHubClient,
+  repo: RepoRef,
+  version: string,
+  pinned: string | undefined,
+  imageTagTemplate: string,
+  signal: AbortSignal,
+): Promise<ResolvedRef> {
+  const resolved = await resolveRef(client, repo, version, { imageTagTemplate, signal });
+  if (pinned === undefined || resolved.sha.toLowerCase() === pinned.toLowerCase()) return resolved;
+  if (!/\{(?:tag|ref)\}/.test(imageTagTemplate))
+    return resolveRef(client, repo, pinned, { imageTagTemplate, signal });
+  throw new ShipbotError(
+    "conflict",
+    `\`${version}\` moved since it was approved (approved ${pinned.slice(0, 7)}, now ${resolved.shortSha}), and this service's image tag is made from the name, so it would run the new commit; nothing was deployed: ask again to deploy the new commit`,
+    { retryable: false },
+  );
+}
+
 async function execute(
   executor: ExecutorPort,
   data: JobData,
@@ -114,10 +143,14 @@ async function execute(
       // The version names code: resolve it (or take the commit fixed at approval), insist on green
       // checks, and record the deploy where the team looks, never leaving the record in progress.
       const repo = toRepoRef(github.settings.repo);
-      const resolved = await resolveRef(github.client, repo, data.sha ?? data.version, {
-        imageTagTemplate: github.settings.imageTag,
-        signal: ctx.signal,
-      });
+      const resolved = await resolveApproved(
+        github.client,
+        repo,
+        data.version,
+        data.sha,
+        github.settings.imageTag,
+        ctx.signal,
+      );
       await checkRequired(github.client, repo, resolved.sha, {
         required: github.settings.requiredChecks,
         force: data.force === true,

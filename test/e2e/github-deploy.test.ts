@@ -25,6 +25,7 @@ beforeAll(async () => {
     deployments: [
       { namespace: "staging", name: "api", image: "ghcr.io/acme/api:v1", replicas: 2 },
       { namespace: "production", name: "api", image: "ghcr.io/acme/api:v1", replicas: 2 },
+      { namespace: "production", name: "web", image: "ghcr.io/acme/web:v0.9.0", replicas: 2 },
     ],
     stepMs: 20,
   });
@@ -32,7 +33,8 @@ beforeAll(async () => {
   const kubeconfigPath = await kube.writeKubeconfig(join(dir, "kubeconfig"));
   const base = testConfig();
   const api = base.services.api;
-  if (!api) throw new Error("example config has no api");
+  const web = base.services.web;
+  if (!api || !web) throw new Error("example config has no api or web");
   const production = base.environments.production;
   if (!production?.approval) throw new Error("example config has no production approval");
   const config = {
@@ -46,6 +48,11 @@ beforeAll(async () => {
       api: {
         ...api,
         github: { repo: "acme/api", imageTag: "{sha7}", requiredChecks: ["ci/build"], deployments: true },
+      },
+      // Images tagged by git tag: the version must stay a tag through the approval.
+      web: {
+        ...web,
+        github: { repo: "acme/web", imageTag: "{tag}", requiredChecks: [], deployments: false },
       },
     },
   };
@@ -113,6 +120,46 @@ describe("deploying a git ref", () => {
     await t.waitForPhase(jobId, ["succeeded"]);
     expect(kube.deployment("production", "api").spec.template.spec.containers[0].image).toBe(
       `ghcr.io/acme/api:${head.slice(0, 7)}`,
+    );
+  });
+
+  it("deploys a tag-tagged service's approved tag, and stops if the tag moved after the approval", async () => {
+    github.createRepo("acme/web", { "README.md": "web\n" });
+    const released = github.commit("acme/web", "main", "Release 1.0.0");
+    github.tag("acme/web", "v1.0.0", released);
+    const approveAll = async (jobId: string) => {
+      for (const n of [2, 3]) {
+        await t.runtime.handleAction({
+          id: `w${jobId}${n}`,
+          user: sre(n),
+          conversation: { platform: "shell", channel: "test" },
+          action: "approve",
+          value: jobId,
+          receivedAt: Date.now(),
+        });
+      }
+    };
+    const first = (await t.runtime.handle(chatCommand("/deploy web production v1.0.0", sre(1))))
+      .jobIds[0] as string;
+    expect((await t.waitForPhase(first, ["pending-approval"])).text).toContain(
+      `commit ${released.slice(0, 7)}`,
+    );
+    await approveAll(first);
+    await t.waitForPhase(first, ["succeeded"]);
+    expect(kube.deployment("production", "web").spec.template.spec.containers[0].image).toBe(
+      "ghcr.io/acme/web:v1.0.0",
+    );
+
+    // Approved for one commit; the tag is moved to another before the job runs.
+    const second = (await t.runtime.handle(chatCommand("/deploy web production v1.0.0", sre(1))))
+      .jobIds[0] as string;
+    await t.waitForPhase(second, ["pending-approval"]);
+    github.tag("acme/web", "v1.0.0", github.commit("acme/web", "main", "Nobody approved this"));
+    await approveAll(second);
+    const stopped = await t.waitForPhase(second, ["failed"]);
+    expect(stopped.text).toContain("`v1.0.0` moved since it was approved");
+    expect(kube.deployment("production", "web").spec.template.spec.containers[0].image).toBe(
+      "ghcr.io/acme/web:v1.0.0",
     );
   });
 
