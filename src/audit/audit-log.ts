@@ -51,6 +51,29 @@ export function chainHash(prev: string, flat: string[]): string {
   return createHash("sha1").update(`${prev}\n${body}`).digest("hex");
 }
 
+const verifyPageSize = 1000;
+
+/**
+ * One page of the stream from `start` and the head hash, in one transaction. Read apart, an append
+ * between the last page and the head (any busy bot makes several a second) would look like removed
+ * entries.
+ */
+async function readVerifyPage(
+  redis: Redis,
+  audit: string,
+  start: string,
+): Promise<{ rows: Array<[string, string[]]>; head: string | null }> {
+  const replies = await redis
+    .multi()
+    .xrange(audit, start, "+", "COUNT", verifyPageSize)
+    .get(`${audit}:head`)
+    .exec();
+  const [page, head] = replies ?? [];
+  const failed = page?.[0] ?? head?.[0];
+  if (failed || !page || !head) throw failed ?? new Error("the audit page transaction was aborted");
+  return { rows: page[1] as Array<[string, string[]]>, head: head[1] as string | null };
+}
+
 /**
  * The audit stream: commands, decisions and job transitions, hash-chained (see audit-lua.ts). Job
  * transitions are appended by the transition scripts; everything else through `append`.
@@ -86,8 +109,7 @@ export function createAuditLog(redis: Redis, keys: Keys): AuditLog {
       let checked = 0;
       let trimmed = false;
       for (;;) {
-        const rows = (await redis.xrange(keys.audit, start, "+", "COUNT", 1000)) as Array<[string, string[]]>;
-        if (rows.length === 0) break;
+        const { rows, head } = await readVerifyPage(redis, keys.audit, start);
         for (const [id, flat] of rows) {
           if (flat[0] !== "prev" || flat[2] !== "hash")
             return { ok: false, checked, broken: { id, reason: "entry has no chain fields" }, trimmed };
@@ -118,18 +140,33 @@ export function createAuditLog(redis: Redis, keys: Keys): AuditLog {
           prevHash = hash;
           checked++;
         }
-        start = `(${rows[rows.length - 1]?.[0]}`;
+        if (rows.length === verifyPageSize) {
+          start = `(${rows[rows.length - 1]?.[0]}`;
+          continue;
+        }
+        // A short page was the tail when it was read, and the head was read with it: they must agree,
+        // whatever other processes appended since.
+        if (prevHash === undefined && head !== null) {
+          return {
+            ok: false,
+            checked,
+            broken: {
+              id: "(all)",
+              reason: "every entry was removed (the stream is empty but its head remains)",
+            },
+            trimmed,
+          };
+        }
+        if (prevHash !== undefined && head !== prevHash) {
+          return {
+            ok: false,
+            checked,
+            broken: { id: "(end)", reason: "the newest entries were removed" },
+            trimmed,
+          };
+        }
+        return { ok: true, checked, trimmed };
       }
-      const head = await redis.get(`${keys.audit}:head`);
-      if (prevHash !== undefined && head !== prevHash) {
-        return {
-          ok: false,
-          checked,
-          broken: { id: "(end)", reason: "the newest entries were removed" },
-          trimmed,
-        };
-      }
-      return { ok: true, checked, trimmed };
     },
   };
 }

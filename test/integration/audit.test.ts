@@ -1,8 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
+import { createAuditLog } from "../../src/audit/audit-log.ts";
 import { parseSince } from "../../src/bin/run-audit.ts";
+import { createRedis } from "../../src/queue/redis.ts";
 import { chatCommand, stranger } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { spawnShipbot, writeConfig } from "../helpers/spawn-shipbot.ts";
@@ -87,6 +90,61 @@ describe("audit ledger", () => {
     expect(result.ok).toBe(false);
     expect(result.broken?.id).toBe(rows[2]?.[0]);
     expect(result.broken?.reason).toMatch(/entry was removed or reordered/);
+  });
+
+  it("verifies a valid chain while other processes keep appending", async () => {
+    const runtime = await withHistory();
+    // Another shipbot process (its own connection) appending as fast as it can, as a busy bot does.
+    const other = createRedis({ url: redisUrl, role: "worker" });
+    const writer = createAuditLog(other, runtime.runtime.keys);
+    let appending = true;
+    const appends = (async () => {
+      while (appending) await writer.append("command.accepted", { actor: "U2", text: "/status api" });
+    })();
+    try {
+      const results = [];
+      for (let i = 0; i < 20; i++) results.push(await runtime.runtime.audit.verify());
+      expect(results.filter((r) => !r.ok)).toEqual([]);
+    } finally {
+      appending = false;
+      await appends;
+      other.disconnect();
+    }
+    expect(await runtime.runtime.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it("notices that every entry was removed", async () => {
+    const runtime = await withHistory();
+    await runtime.runtime.redis.del(runtime.runtime.keys.audit);
+    const result = await runtime.runtime.audit.verify();
+    expect(result.ok).toBe(false);
+    expect(result.broken?.reason).toMatch(/every entry was removed/);
+  });
+
+  it("says it cannot reach Redis instead of waiting for it for ever", async () => {
+    t = await startTestRuntime({ executor: createGatedExecutor().executor, work: false, notify: false });
+    const dir = await mkdtemp(join(tmpdir(), "shipbot-audit-"));
+    try {
+      // Port 1: nothing listens there. The password must not reach the terminal.
+      const env = {
+        SHIPBOT_CONFIG: await writeConfig(dir, t.config),
+        REDIS_URL: "redis://:s3cret@127.0.0.1:1",
+      };
+      const runs = ["verify", "export"].map((verb) => spawnShipbot(["audit", verb], env));
+      const codes = await Promise.all(
+        runs.map((run) => Promise.race([run.exited, sleep(20_000).then(() => "still waiting")])),
+      );
+      for (const run of runs) run.child.kill();
+      expect(codes).toEqual([2, 2]);
+      for (const run of runs) {
+        expect(run.output()).toContain(
+          "shipbot: cannot reach Redis at redis://[redacted]@127.0.0.1:1 (connect ECONNREFUSED",
+        );
+        expect(run.output()).not.toContain("s3cret");
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("exports JSON Lines and verifies from the command line", async () => {
