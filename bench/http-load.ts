@@ -34,7 +34,7 @@ import { stringify } from "yaml";
 import { computeSlackSignature } from "../src/adapters/slack/verify-slack-signature.ts";
 import { createAlertKeys } from "../src/alerts/alert-keys.ts";
 import { cleanupPrefix } from "../src/bin/cleanup-prefix.ts";
-import { createJobId } from "../src/queue/job-id.ts";
+import { createJobId, toRollbackCommandId } from "../src/queue/job-id.ts";
 import { createKeys } from "../src/queue/keys.ts";
 import { startKubeEmulator } from "../test/emulators/kubernetes/server.ts";
 import { startSlackEmulator } from "../test/emulators/slack/index.ts";
@@ -159,6 +159,11 @@ const kinds: Kind[] = [
   "alert",
 ];
 
+/** The rollback job a Roll back click on a staging deploy would make (the id every platform shares). */
+function rollbackJobOf(e: Planned): string {
+  return createJobId("slack", toRollbackCommandId(e.service ?? "", "staging", e.jobId ?? "", 0), 0);
+}
+
 interface Planned {
   at: number;
   kind: Kind;
@@ -169,6 +174,8 @@ interface Planned {
   jobId?: string;
   /** A click that repeats an earlier one (a double click). */
   repeat?: boolean;
+  /** The service of the job a Roll back click is on. */
+  service?: string;
   accepted?: boolean;
 }
 
@@ -195,6 +202,7 @@ function plan(alerts: AlertPlan): Planned[] {
     channel: string,
     jobId: string,
     repeat: boolean,
+    service?: string,
   ): void => {
     const body = clickBody({
       user,
@@ -204,7 +212,16 @@ function plan(alerts: AlertPlan): Planned[] {
       value: jobId,
       trigger: trigger(n++),
     });
-    out.push({ at, kind, path: "/slack/events", body, headers: {}, jobId, repeat });
+    out.push({
+      at,
+      kind,
+      path: "/slack/events",
+      body,
+      headers: {},
+      jobId,
+      repeat,
+      ...(service ? { service } : {}),
+    });
   };
   const staging = Math.round(rate * seconds);
   for (let i = 0; i < staging; i++) {
@@ -225,9 +242,10 @@ function plan(alerts: AlertPlan): Planned[] {
     if (at + clickDelayMs >= runMs) continue;
     if (i % 100 === 7) click(at + clickDelayMs, "click cancel job", "cancel", sreUser, channel, jobId, false);
     if (i % 100 === 57) {
-      click(at + clickDelayMs, "click rollback", "rollback", sreUser, channel, jobId, false);
+      const service = `svc-${i % stagingServices}`;
+      click(at + clickDelayMs, "click rollback", "rollback", sreUser, channel, jobId, false, service);
       if (i % 1000 === 57)
-        click(at + clickDelayMs + 150, "click rollback", "rollback", sreUser, channel, jobId, true);
+        click(at + clickDelayMs + 150, "click rollback", "rollback", sreUser, channel, jobId, true, service);
     }
   }
   const requests = Math.round(approvalRate * seconds);
@@ -485,9 +503,9 @@ async function main(): Promise<void> {
           (ledger.commands.get(`button-cancel-${jobId}`) ?? []).includes("command.answered") &&
           (e.kind === "click cancel request" || !s.bull);
       else if (e.kind === "click rollback") {
-        const rollback = createJobId("slack", `button-rollback-${jobId}`, 0);
-        const r = await stateOf(rollback);
-        ok = r.bull && (ledger.jobs.get(rollback) ?? []).includes("job.queued");
+        // No job runs in this load (`worker --no-jobs`), and Roll back acts only on a deploy that succeeded
+        // and is still its target's newest change: every click is refused, answered, and queues nothing.
+        ok = !(await stateOf(rollbackJobOf(e))).bull;
       }
       if (ok) d.recorded++;
       else
@@ -495,7 +513,8 @@ async function main(): Promise<void> {
           `${jobId} (phase ${s.phase ?? "none"}: ${s.text.slice(0, 60)}; ledger ${types.join(",")})`,
         );
     }
-    const answersExpected = clicks.filter((e) => e.kind !== "click rollback").length;
+    // Every click is answered: Approve/Reject/Cancel with their outcome, Roll back with its refusal.
+    const answersExpected = clicks.length;
     const ephemerals = slack.ephemerals();
     const answers = ephemerals.filter((m) => m.channel === approvalChannel || m.channel.startsWith("C0ACK"));
     const answerTexts = new Map<string, number>();
@@ -506,11 +525,7 @@ async function main(): Promise<void> {
         .slice(0, 60);
       answerTexts.set(head, (answerTexts.get(head) ?? 0) + 1);
     }
-    const rollbackJobs = new Set(
-      clicks
-        .filter((e) => e.kind === "click rollback")
-        .map((e) => createJobId("slack", `button-rollback-${e.jobId}`, 0)),
-    );
+    const rollbackJobs = new Set(clicks.filter((e) => e.kind === "click rollback").map(rollbackJobOf));
     let rollbackBull = 0;
     for (const id of rollbackJobs) if ((await stateOf(id)).bull) rollbackBull++;
 
@@ -679,7 +694,7 @@ async function main(): Promise<void> {
         shipbot: totalErrors + lost,
         baseline: 0,
         ratio: totalErrors + lost === 0 ? 1 : 0,
-        notes: `${label}; HTTP errors ${totalErrors}; ${expectedJobs} slash commands acknowledged, ${lost} without their job or ledger entry; clicks decided as sent ${recorded} of ${distinctClicks} (plus ${clicks.length - distinctClicks} double clicks), ${answers.length} answers for ${answersExpected} Approve/Reject/Cancel clicks`,
+        notes: `${label}; HTTP errors ${totalErrors}; ${expectedJobs} slash commands acknowledged, ${lost} without their job or ledger entry; clicks decided as sent ${recorded} of ${distinctClicks} (plus ${clicks.length - distinctClicks} double clicks), ${answers.length} answers for ${answersExpected} clicks`,
       },
       {
         scenario: "http load: alerts deduplicated",

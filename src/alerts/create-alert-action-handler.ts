@@ -9,7 +9,7 @@ import { ShipbotError, toShipbotError } from "../core/errors.ts";
 import { type Conversation, type JobData, jobDataSchema } from "../core/model.ts";
 import { authorize, describeDenial } from "../core/policy.ts";
 import { createStatusStore, type HistoryEntry } from "../notify/status-store.ts";
-import { toSharedCommandId } from "../queue/job-id.ts";
+import { toRollbackCommandId } from "../queue/job-id.ts";
 import type { Keys } from "../queue/keys.ts";
 import { type AlertGroupState, fromGroupHash } from "./alert-group.ts";
 import { alertCardIdPattern, createAlertKeys } from "./alert-keys.ts";
@@ -135,7 +135,7 @@ export function createAlertActionHandler(options: AlertActionOptions) {
     // in each still makes one rollback. It runs as whoever clicked first, with its card where they did;
     // every clicker's own permission is checked by the command path before it finds that job.
     const answer = await options.handle({
-      id: toSharedCommandId(`alert-rollback-${service}-${env}-${jobId}${failed > 0 ? `-${failed}` : ""}`),
+      id: toRollbackCommandId(service, env, jobId, failed),
       user: action.user,
       conversation: action.conversation,
       text: `rollback ${service} ${env}`,

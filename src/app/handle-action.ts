@@ -12,9 +12,10 @@ import { createCard } from "../core/card.ts";
 import type { Config } from "../core/config.ts";
 import { ShipbotError } from "../core/errors.ts";
 import type { ChatUser, Conversation } from "../core/model.ts";
-import type { StatusStore } from "../notify/status-store.ts";
+import type { HistoryEntry, StatusStore } from "../notify/status-store.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
+import { toRollbackCommandId } from "../queue/job-id.ts";
 import type { OpsQueue } from "../queue/ops-queue.ts";
 import type { CommandHandler, CommandReply } from "./handle-command.ts";
 
@@ -32,7 +33,7 @@ export interface ChatAction {
 export interface ActionDeps {
   config: Config;
   ops: Pick<OpsQueue, "find" | "enqueueData">;
-  status: Pick<StatusStore, "read">;
+  status: Pick<StatusStore, "read" | "history">;
   approvals: Approvals;
   audit: AuditLog;
   /** Buttons of alert cards (`alert-*`), handled by src/alerts. */
@@ -41,6 +42,37 @@ export interface ActionDeps {
 }
 
 const jobIdPattern = /^j[0-9a-z]{6,20}$/;
+
+/** A target's history keeps its last 50 operations (see transition-lua.ts). */
+const historyKept = 50;
+
+const describeOperation = (h: HistoryEntry): string =>
+  `${h.kind} ${h.image ?? h.version ?? "of an unknown image"} by ${h.by}`;
+
+/**
+ * Why the Roll back of this deploy's card must not run, or undefined when it may. A rollback is
+ * `rollout undo`: it undoes the target's newest change, whatever it is, so a card shown before someone
+ * deployed or rolled back again would undo their change instead of the one it names.
+ */
+function whyNotRollBack(
+  history: HistoryEntry[],
+  jobId: string,
+  service: string,
+  env: string,
+): string | undefined {
+  const target = `${service}/${env}`;
+  const typed = `run \`rollback ${service} ${env}\``;
+  const done = history.filter((h) => h.phase === "succeeded").sort((a, b) => b.at - a.at);
+  const deploy = done.find((h) => h.jobId === jobId);
+  if (!deploy)
+    return `this deploy is not among the succeeded operations on ${target} (it has not finished, it failed, or it is older than the last ${historyKept}); nothing was done (${typed} to undo the newest change)`;
+  // Scaling keeps the image: it changes nothing a rollback undoes.
+  const last = done.find((h) => h.kind !== "scale");
+  if (!last || last.jobId === jobId) return undefined;
+  if (last.kind === "rollback")
+    return `${target} was already rolled back to ${last.image ?? "an unknown image"} by ${last.by} after this deploy; nothing was done (${typed} to roll back further)`;
+  return `${target} changed after this deploy: ${describeOperation(last)}; Roll back here would undo that, so nothing was done (${typed} to undo the newest change)`;
+}
 
 function answer(
   ok: boolean,
@@ -125,31 +157,77 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
     }
   }
 
+  /**
+   * Roll back on a deploy's card: the history is read again at each click, and the rollback runs only
+   * while that deploy is still the target's newest change. It goes through the command path as the
+   * clicker, whose own permission (and approval rules) apply there.
+   */
+  async function rollBack(action: ChatAction): Promise<CommandReply> {
+    const data = await deps.ops.find(action.value);
+    if (!data) return answer(false, `job ${action.value} is no longer known; use /rollback <service> <env>`);
+    if (data.kind !== "deploy")
+      return answer(false, `job ${action.value} is a ${data.kind}; only a deploy's card offers Roll back`);
+    const history = await deps.status.history(data.service, data.env, historyKept);
+    const why = whyNotRollBack(history, action.value, data.service, data.env);
+    if (why) return answer(false, why, "conflict");
+    const since = history.find((h) => h.jobId === action.value)?.at ?? 0;
+    const failed = history.filter(
+      (h) => h.kind === "rollback" && h.phase === "failed" && h.at > since,
+    ).length;
+    const reply = await handle({
+      id: toRollbackCommandId(data.service, data.env, action.value, failed),
+      user: action.user,
+      conversation: action.conversation,
+      text: `rollback ${data.service} ${data.env}`,
+      receivedAt: action.receivedAt,
+    });
+    return reply.ok ? tellWhenJoined(reply, action, `${data.service}/${data.env}`) : reply;
+  }
+
+  /**
+   * A click that found the rollback an earlier click made (maybe on another platform, where its card is)
+   * gets the answer of a redelivered command, the job id and no card: this clicker is told here instead.
+   */
+  async function tellWhenJoined(
+    reply: CommandReply,
+    action: ChatAction,
+    target: string,
+  ): Promise<CommandReply> {
+    const [made] = reply.jobIds;
+    if (made === undefined || reply.jobIds.length > 1 || reply.card) return reply;
+    const data = await deps.ops.find(made);
+    // The clicker's own rollback where they see its card (this click, or a double click): nothing to add.
+    const mine =
+      data?.requestedBy.id === action.user.id &&
+      data.conversation.platform === action.conversation.platform &&
+      data.conversation.channel === action.conversation.channel;
+    if (!data || mine) return reply;
+    const card = createCard(
+      "info",
+      `${target} is already being rolled back (${made}) by ${data.requestedBy.name}, where its card is; nothing more was queued`,
+    );
+    return { ...reply, card };
+  }
+
   return async function handleAction(action: ChatAction): Promise<CommandReply> {
     // Alert buttons carry an alert card id, not a job id.
     if (action.action.startsWith("alert-") && deps.alerts) return deps.alerts(action);
     if (!jobIdPattern.test(action.value))
       return answer(false, "that button no longer refers to a job shipbot knows");
-    // The same button on the same card means the same operation, whoever clicks and however often:
-    // the command id derives from the button, so double clicks and parallel clicks make one job.
-    const base = {
-      id: `button-${action.action}-${action.value}`,
-      user: action.user,
-      conversation: action.conversation,
-      receivedAt: action.receivedAt,
-    };
     switch (action.action) {
       case "approve":
       case "reject":
         return decide(action, action.action);
       case "cancel":
-        return handle({ ...base, text: `cancel ${action.value}` });
-      case "rollback": {
-        const data = await deps.ops.find(action.value);
-        if (!data)
-          return answer(false, `job ${action.value} is no longer known; use /rollback <service> <env>`);
-        return handle({ ...base, text: `rollback ${data.service} ${data.env}` });
-      }
+        return handle({
+          id: `button-cancel-${action.value}`,
+          user: action.user,
+          conversation: action.conversation,
+          text: `cancel ${action.value}`,
+          receivedAt: action.receivedAt,
+        });
+      case "rollback":
+        return rollBack(action);
       default:
         return answer(false, `unknown action \`${action.action.slice(0, 40)}\``);
     }

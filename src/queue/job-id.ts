@@ -50,3 +50,20 @@ export function createJobId(platform: string, commandId: string, index: number):
 export function createBatchId(platform: string, commandId: string): string {
   return `b${digest36(`${scopeOf(platform, commandId)}\u0000${commandId}\u0000batch`)}`;
 }
+
+/**
+ * The command id of rolling back one deploy, the same on every platform: the deploy's card, its copies in
+ * Slack and Teams and the alert cards that point at it make one rollback between them, where a second
+ * would undo the first. The alert card's Roll back (src/alerts/create-alert-action-handler.ts) uses it too.
+ * `failed` counts the rollbacks since the deploy that failed: each failure starts a new attempt.
+ */
+export function toRollbackCommandId(
+  service: string,
+  env: string,
+  deployJobId: string,
+  failed: number,
+): string {
+  return toSharedCommandId(
+    `alert-rollback-${service}-${env}-${deployJobId}${failed > 0 ? `-${failed}` : ""}`,
+  );
+}
