@@ -212,6 +212,21 @@ function tenantOf(activity: Activity): string | undefined {
   return activity.conversation?.tenantId ?? fromData;
 }
 
+/** An activity the bot sends outside a turn of its own, into the conversation `reference` reaches. */
+function fromBot(
+  reference: TeamsConversationReference,
+  conversationId: string,
+  activity: CardActivity,
+): Partial<Activity> {
+  return {
+    ...activity,
+    channelId: reference.channelId,
+    serviceUrl: reference.serviceUrl,
+    from: { id: reference.botId, name: reference.botName ?? "" },
+    conversation: { id: conversationId, isGroup: reference.isGroup ?? false, conversationType: "", name: "" },
+  };
+}
+
 /** How to reach the activity's conversation later, or undefined when the activity does not say. */
 function toReference(activity: Activity): TeamsConversationReference | undefined {
   const conversationId = activity.conversation?.id;
@@ -361,18 +376,10 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
     async send(reference, conversationId, activity) {
       return inConversation(reference, conversationId, async (client) => {
         // Sent to the conversation, not as a reply: a proactive turn has no message to reply to.
-        const result = await client.conversations.sendToConversation(conversationId, {
-          ...activity,
-          channelId: reference.channelId,
-          serviceUrl: reference.serviceUrl,
-          from: { id: reference.botId, name: reference.botName ?? "" },
-          conversation: {
-            id: conversationId,
-            isGroup: reference.isGroup ?? false,
-            conversationType: "",
-            name: "",
-          },
-        });
+        const result = await client.conversations.sendToConversation(
+          conversationId,
+          fromBot(reference, conversationId, activity),
+        );
         return result.id ?? "";
       });
     },
@@ -503,17 +510,8 @@ export function createTeamsAdapter(options: TeamsAdapterOptions): TeamsAdapter {
   ): Promise<void> {
     await inConversation(reference, conversationId, async (client) => {
       await client.conversations.replyToActivity(conversationId, replyToId, {
-        ...activity,
+        ...fromBot(reference, conversationId, activity),
         replyToId,
-        channelId: reference.channelId,
-        serviceUrl: reference.serviceUrl,
-        from: { id: reference.botId, name: reference.botName ?? "" },
-        conversation: {
-          id: conversationId,
-          isGroup: reference.isGroup ?? false,
-          conversationType: reference.conversationType ?? "",
-          name: "",
-        },
       });
     });
   }
