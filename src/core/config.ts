@@ -115,20 +115,23 @@ const clockTime = z
   .regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, "must be a time of day as HH:MM (24 hours)");
 
 /** A weekly window in a time zone during which only rollbacks run, e.g. Friday 16:00 to Monday 08:00. */
+/** A time zone Intl knows (IANA names such as Europe/Berlin, or UTC). */
+const ianaTimeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "must be an IANA time zone such as Europe/Berlin or UTC" },
+);
+
 const freezeWindow = z
   .strictObject({
     name: z.string().min(1).max(60),
-    timezone: z.string().refine(
-      (tz) => {
-        try {
-          new Intl.DateTimeFormat("en-US", { timeZone: tz });
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { message: "must be an IANA time zone such as Europe/Berlin or UTC" },
-    ),
+    timezone: ianaTimeZone,
     /** Days on which the window starts. */
     days: z.array(z.enum(weekdays)).min(1),
     start: clockTime,
@@ -315,20 +318,7 @@ export const alertsConfigSchema = z
       })
       .default({ service: "service", env: "env", severity: "severity" }),
     /** Times on cards ("firing since 14:02") are shown in this IANA zone. */
-    timeZone: z
-      .string()
-      .refine(
-        (tz) => {
-          try {
-            new Intl.DateTimeFormat("en-US", { timeZone: tz });
-            return true;
-          } catch {
-            return false;
-          }
-        },
-        { message: "must be an IANA time zone such as Europe/Berlin or UTC" },
-      )
-      .default("UTC"),
+    timeZone: ianaTimeZone.default("UTC"),
     /** Alerts listed one by one on a card; the rest are counted. */
     maxAlertsShown: z.int().min(1).max(20).default(5),
     /** Changes to a card within this long are rendered as one edit (a critical group's first post is immediate). */
