@@ -161,7 +161,7 @@ const kinds: Kind[] = [
 
 /** The rollback job a Roll back click on a staging deploy would make (the id every platform shares). */
 function rollbackJobOf(e: Planned): string {
-  return createJobId("slack", toRollbackCommandId(e.service ?? "", "staging", e.jobId ?? "", 0), 0);
+  return createJobId("slack", toRollbackCommandId(e.service ?? "", "staging", e.jobId ?? "", []), 0);
 }
 
 interface Planned {

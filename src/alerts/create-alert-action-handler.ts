@@ -124,18 +124,11 @@ export function createAlertActionHandler(options: AlertActionOptions) {
         "not_found",
         `no deploy of ${service}/${env} in the ${options.alerts.correlationWindowMinutes} min before this alert; nothing was done (run \`rollback ${service} ${env}\` to roll back anyway)`,
       );
-    // A rollback of that deploy that failed may be tried again from a button: each failure since the
-    // deploy starts a new attempt, and clicks within one attempt are still the one rollback.
-    const { jobId } = correlation.cause;
-    const since = entries.find((h) => h.jobId === jobId)?.at ?? 0;
-    const failed = entries.filter(
-      (h) => h.kind === "rollback" && h.phase === "failed" && h.at > since,
-    ).length;
     // The same card is shown in Slack and Teams at once: the id is shared by every platform, so a click
     // in each still makes one rollback. It runs as whoever clicked first, with its card where they did;
     // every clicker's own permission is checked by the command path before it finds that job.
     const answer = await options.handle({
-      id: toRollbackCommandId(service, env, jobId, failed),
+      id: toRollbackCommandId(service, env, correlation.cause.jobId, entries),
       user: action.user,
       conversation: action.conversation,
       text: `rollback ${service} ${env}`,

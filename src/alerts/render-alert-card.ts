@@ -1,5 +1,5 @@
 import { type Card, type CardAction, createCard } from "../core/card.ts";
-import type { HistoryEntry } from "../notify/status-store.ts";
+import { type HistoryEntry, newestChange, succeededNewestFirst } from "../notify/status-store.ts";
 import type { AlertGroupMeta, AlertGroupState, StoredAlert } from "./alert-group.ts";
 import { type AlertsConfig, isIncidentSeverity, severityRank } from "./alerts-config.ts";
 
@@ -48,14 +48,14 @@ export function correlate(
   firedAt: number,
   options: Pick<AlertCardOptions, "correlationWindowMinutes">,
 ): Correlation {
-  const done = history.filter((h) => h.phase === "succeeded").sort((a, b) => b.at - a.at);
+  const done = succeededNewestFirst(history);
   const from = firedAt - options.correlationWindowMinutes * 60_000;
   const deploys = done.filter((h) => h.kind === "deploy" && h.at >= from).slice(0, 3);
   const recent = deploys.map((h) => ({ version: toVersion(h.image), by: h.by, at: h.at }));
   const correlation: Correlation = { recent };
   const newest = deploys[0];
   if (!newest) return correlation;
-  const lastChange = done.find((h) => h.kind !== "scale");
+  const lastChange = newestChange(done);
   if (lastChange && lastChange.jobId !== newest.jobId) {
     correlation.changedSince = { version: toVersion(lastChange.image), by: lastChange.by, at: lastChange.at };
     return correlation;

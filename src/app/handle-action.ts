@@ -12,7 +12,12 @@ import { createCard } from "../core/card.ts";
 import type { Config } from "../core/config.ts";
 import { ShipbotError } from "../core/errors.ts";
 import type { ChatUser, Conversation } from "../core/model.ts";
-import type { HistoryEntry, StatusStore } from "../notify/status-store.ts";
+import {
+  type HistoryEntry,
+  newestChange,
+  type StatusStore,
+  succeededNewestFirst,
+} from "../notify/status-store.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Approvals } from "../queue/approval-scripts.ts";
 import { toRollbackCommandId } from "../queue/job-id.ts";
@@ -62,12 +67,11 @@ function whyNotRollBack(
 ): string | undefined {
   const target = `${service}/${env}`;
   const typed = `run \`rollback ${service} ${env}\``;
-  const done = history.filter((h) => h.phase === "succeeded").sort((a, b) => b.at - a.at);
+  const done = succeededNewestFirst(history);
   const deploy = done.find((h) => h.jobId === jobId);
   if (!deploy)
     return `this deploy is not among the succeeded operations on ${target} (it has not finished, it failed, or it is older than the last ${historyKept}); nothing was done (${typed} to undo the newest change)`;
-  // Scaling keeps the image: it changes nothing a rollback undoes.
-  const last = done.find((h) => h.kind !== "scale");
+  const last = newestChange(done);
   if (!last || last.jobId === jobId) return undefined;
   if (last.kind === "rollback")
     return `${target} was already rolled back to ${last.image ?? "an unknown image"} by ${last.by} after this deploy; nothing was done (${typed} to roll back further)`;
@@ -170,12 +174,8 @@ export function createActionHandler(handle: CommandHandler, deps: ActionDeps) {
     const history = await deps.status.history(data.service, data.env, historyKept);
     const why = whyNotRollBack(history, action.value, data.service, data.env);
     if (why) return answer(false, why, "conflict");
-    const since = history.find((h) => h.jobId === action.value)?.at ?? 0;
-    const failed = history.filter(
-      (h) => h.kind === "rollback" && h.phase === "failed" && h.at > since,
-    ).length;
     const reply = await handle({
-      id: toRollbackCommandId(data.service, data.env, action.value, failed),
+      id: toRollbackCommandId(data.service, data.env, action.value, history),
       user: action.user,
       conversation: action.conversation,
       text: `rollback ${data.service} ${data.env}`,

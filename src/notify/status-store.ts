@@ -16,6 +16,19 @@ export interface HistoryEntry {
   at: number;
 }
 
+/** Succeeded operations, newest first: what the target went through. */
+export function succeededNewestFirst(history: readonly HistoryEntry[]): HistoryEntry[] {
+  return history.filter((h) => h.phase === "succeeded").sort((a, b) => b.at - a.at);
+}
+
+/**
+ * The target's newest change to what it runs, from `succeededNewestFirst`'s list: what a rollback
+ * (`rollout undo`) would undo. Scaling keeps the image, so it is no such change.
+ */
+export function newestChange(done: readonly HistoryEntry[]): HistoryEntry | undefined {
+  return done.find((h) => h.kind !== "scale");
+}
+
 export type StatePatch = {
   phase: JobPhase;
   text: string;

@@ -1,4 +1,5 @@
 import { hash } from "node:crypto";
+import type { HistoryEntry } from "../notify/status-store.ts";
 
 /** The first 64 bits of SHA-256 of `text`, base 36, 12 characters. One-shot hash: no Hash object per id. */
 function digest36(text: string): string {
@@ -54,15 +55,17 @@ export function createBatchId(platform: string, commandId: string): string {
 /**
  * The command id of rolling back one deploy, the same on every platform: the deploy's card, its copies in
  * Slack and Teams and the alert cards that point at it make one rollback between them, where a second
- * would undo the first. The alert card's Roll back (src/alerts/create-alert-action-handler.ts) uses it too.
- * `failed` counts the rollbacks since the deploy that failed: each failure starts a new attempt.
+ * would undo the first. A rollback of that deploy that failed may be tried again: each failure since the
+ * deploy in the target's `history` starts a new attempt, and clicks within one attempt are one rollback.
  */
 export function toRollbackCommandId(
   service: string,
   env: string,
   deployJobId: string,
-  failed: number,
+  history: ReadonlyArray<Pick<HistoryEntry, "jobId" | "kind" | "phase" | "at">>,
 ): string {
+  const since = history.find((h) => h.jobId === deployJobId)?.at ?? 0;
+  const failed = history.filter((h) => h.kind === "rollback" && h.phase === "failed" && h.at > since).length;
   return toSharedCommandId(
     `alert-rollback-${service}-${env}-${deployJobId}${failed > 0 ? `-${failed}` : ""}`,
   );
