@@ -17,6 +17,7 @@ import { createStatusStore } from "../../src/notify/status-store.ts";
 import { createKeys } from "../../src/queue/keys.ts";
 import { createRedis } from "../../src/queue/redis.ts";
 import { createRecordingChat, quietLog, redisUrl } from "../helpers/test-runtime.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const prefix = `t${randomBytes(5).toString("hex")}`;
 const keys = createKeys(prefix);
@@ -62,16 +63,6 @@ afterAll(async () => {
   await cleanupPrefix(redis, prefix);
   await redis.quit();
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** A job as the accept path leaves it: BullMQ's job hash with its payload (the first transition copies it). */
 async function createJob(jobId: string): Promise<void> {

@@ -4,20 +4,17 @@
  * final state still reaches its card, each card is one message (no duplicate posts), with the right text.
  * The real Web API client and Slack chat port are used, as in test/e2e/slack.test.ts.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSlackChat, createSlackWebClient, renderBlocks } from "../../src/adapters/slack/index.ts";
-import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
-import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
-import type { Config } from "../../src/core/config.ts";
+import { renderBlocks } from "../../src/adapters/slack/index.ts";
+import type { Runtime } from "../../src/bin/create-runtime.ts";
 import { ShipbotError } from "../../src/core/errors.ts";
 import { type ChatCommand, type JobState, terminalPhases } from "../../src/core/model.ts";
 import { renderJobCard } from "../../src/core/render-job-card.ts";
 import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
-import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+import { type SlackRuntime, startSlackRuntime } from "../helpers/slack-runtime.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const botToken = "xoxb-test-token";
 /** Slack's limits run 20× faster in the emulator; shipbot's pacing is scaled to match. */
@@ -25,8 +22,8 @@ const timeScale = 0.05;
 const channel = "C0OUTAGE";
 
 let slack: SlackEmulator;
+let stack: SlackRuntime;
 let runtime: Runtime;
-let config: Config;
 const gated = createGatedExecutor();
 
 beforeAll(async () => {
@@ -39,60 +36,22 @@ beforeAll(async () => {
       "conversations.history": { kind: "window", limit: 50, windowMs: 60_000 },
     },
   });
-  config = testConfig();
-  // A short client timeout so a hanging Slack costs the test little; the client's own two retries stay.
-  const client = createSlackWebClient({
+  stack = await startSlackRuntime({
+    slack,
     botToken,
-    apiUrl: `${slack.url}/api/`,
-    log: quietLog,
-    timeoutMs: 300,
+    executor: gated,
+    pace: { postIntervalMs: 1100 * timeScale, updateIntervalMs: 1250 * timeScale },
   });
-  const chat = createSlackChat(client, {
-    postIntervalMs: 1100 * timeScale,
-    updateIntervalMs: 1250 * timeScale,
-    // As shipbot wires it: posts are never retried by the client, only by the notifier after a lookup.
-    postClient: createSlackWebClient({
-      botToken,
-      apiUrl: `${slack.url}/api/`,
-      log: quietLog,
-      timeoutMs: 300,
-      retries: 0,
-    }),
-  });
-  runtime = await createRuntime({
-    config,
-    redisUrl,
-    executor: gated.executor,
-    chats: { slack: chat },
-    log: quietLog,
-    accept: true,
-    work: true,
-    notify: true,
-  });
+  runtime = stack.runtime;
 });
 
 afterAll(async () => {
-  // Closing waits for running jobs: let any operation a failed test left at its gate through.
-  const releasing = setInterval(() => {
-    for (const call of gated.calls) call.finish();
-  }, 20);
-  await runtime?.close();
-  clearInterval(releasing);
-  const redis = new Redis(redisUrl);
-  await cleanupPrefix(redis, config.redisPrefix);
-  await redis.quit();
+  await stack?.close();
   await slack?.close();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 25_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** The outages here last seconds: each wait allows more than the default. */
+const waitLong = <T>(what: string, probe: () => Promise<T | undefined>) => waitFor(what, probe, 25_000);
 
 function slackCommand(text: string): ChatCommand {
   return { ...chatCommand(text, demoUser), conversation: { platform: "slack", channel } };
@@ -119,7 +78,7 @@ describe("every failure is visible to a person: chat outages", () => {
       jobIds.push(reply.jobIds[0] as string);
     }
     const calls = await gated.started(2);
-    await waitFor("every card to be posted", async () => {
+    await waitLong("every card to be posted", async () => {
       for (const id of jobIds) if (!(await cardRef(id))) return undefined;
       return true;
     });
@@ -128,11 +87,11 @@ describe("every failure is visible to a person: chat outages", () => {
     slack.failNext("chat.update", "timeout", 4);
     for (const call of calls) call.finish();
     const states: JobState[] = [];
-    for (const id of jobIds) states.push(await waitFor(`job ${id} to end`, finalState(id)));
+    for (const id of jobIds) states.push(await waitLong(`job ${id} to end`, finalState(id)));
     expect(states.map((s) => s.phase)).toEqual(["succeeded", "succeeded"]);
 
     // After the outage, each card catches up with its job's final state.
-    const refs = await waitFor("every card to show its final state", async () => {
+    const refs = await waitLong("every card to show its final state", async () => {
       const found: string[] = [];
       for (const s of states) {
         const ref = await cardRef(s.jobId);
@@ -160,19 +119,19 @@ describe("every failure is visible to a person: chat outages", () => {
     const reply = await runtime.handle(slackCommand("/deploy web staging v3"));
     expect(reply.error?.message).toBeUndefined();
     const jobId = reply.jobIds[0] as string;
-    const call = await waitFor("the operation to start", async () =>
+    const call = await waitLong("the operation to start", async () =>
       gated.calls.find((c) => c.ctx.jobId === jobId),
     );
-    await waitFor("the card to be posted", () => cardRef(jobId));
+    await waitLong("the card to be posted", () => cardRef(jobId));
     // Slack fails every edit for a stretch; meanwhile the job fails for good. The failure, not only
     // success, must reach the person.
     slack.failNext("chat.update", 503, 6);
     call.fail(new ShipbotError("upstream", "registry refused the image", { retryable: false }));
 
-    const failed = await waitFor("the job to end", finalState(jobId));
+    const failed = await waitLong("the job to end", finalState(jobId));
     expect(failed.phase).toBe("failed");
     expect(failed.text).toContain("registry refused the image");
-    const ref = await waitFor("the card to show the failure", async () => {
+    const ref = await waitLong("the card to show the failure", async () => {
       const stored = await cardRef(jobId);
       return stored && stored.seq >= failed.seq ? stored.ref : undefined;
     });
@@ -189,13 +148,13 @@ describe("every failure is visible to a person: chat outages", () => {
     const reply = await runtime.handle(slackCommand("/deploy api staging v4"));
     expect(reply.error?.message).toBeUndefined();
     const jobId = reply.jobIds[0] as string;
-    const call = await waitFor("the operation to start", async () =>
+    const call = await waitLong("the operation to start", async () =>
       gated.calls.find((c) => c.ctx.jobId === jobId),
     );
-    const posted = await waitFor("the card reference to be stored", () => cardRef(jobId));
+    const posted = await waitLong("the card reference to be stored", () => cardRef(jobId));
     call.finish();
-    const done = await waitFor("the job to end", finalState(jobId));
-    await waitFor("the card to show the final state", async () => {
+    const done = await waitLong("the job to end", finalState(jobId));
+    await waitLong("the card to show the final state", async () => {
       const stored = await cardRef(jobId);
       return stored && stored.seq >= done.seq ? stored : undefined;
     });

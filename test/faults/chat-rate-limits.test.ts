@@ -4,80 +4,36 @@
  * a minute for apps outside the Marketplace) answers posts 429; shipbot's real Web API client and Slack
  * chat port, as shipbot wires them.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSlackChat, createSlackWebClient, renderBlocks } from "../../src/adapters/slack/index.ts";
-import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
-import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
-import type { Config } from "../../src/core/config.ts";
+import { renderBlocks } from "../../src/adapters/slack/index.ts";
+import type { Runtime } from "../../src/bin/create-runtime.ts";
 import { type ChatCommand, type JobState, terminalPhases } from "../../src/core/model.ts";
 import { renderJobCard } from "../../src/core/render-job-card.ts";
 import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index.ts";
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
-import { quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+import { type SlackRuntime, startSlackRuntime } from "../helpers/slack-runtime.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const botToken = "xoxb-test-token";
 const burstChannel = "C0BURST";
 const lookupChannel = "C0LOOKUP";
 
 let slack: SlackEmulator;
+let stack: SlackRuntime;
 let runtime: Runtime;
-let config: Config;
 const gated = createGatedExecutor();
 
 beforeAll(async () => {
   slack = await startSlackEmulator({ botToken, channels: [burstChannel, lookupChannel] });
-  config = testConfig();
-  const client = createSlackWebClient({
-    botToken,
-    apiUrl: `${slack.url}/api/`,
-    log: quietLog,
-    timeoutMs: 300,
-  });
-  const chat = createSlackChat(client, {
-    postClient: createSlackWebClient({
-      botToken,
-      apiUrl: `${slack.url}/api/`,
-      log: quietLog,
-      timeoutMs: 300,
-      retries: 0,
-    }),
-  });
-  runtime = await createRuntime({
-    config,
-    redisUrl,
-    executor: gated.executor,
-    chats: { slack: chat },
-    log: quietLog,
-    accept: true,
-    work: true,
-    notify: true,
-  });
+  stack = await startSlackRuntime({ slack, botToken, executor: gated });
+  runtime = stack.runtime;
 });
 
 afterAll(async () => {
-  const releasing = setInterval(() => {
-    for (const call of gated.calls) call.finish();
-  }, 20);
-  await runtime?.close();
-  clearInterval(releasing);
-  const redis = new Redis(redisUrl);
-  await cleanupPrefix(redis, config.redisPrefix);
-  await redis.quit();
+  await stack?.close();
   await slack?.close();
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function slackCommand(text: string, channel: string): ChatCommand {
   return { ...chatCommand(text, demoUser), conversation: { platform: "slack", channel } };

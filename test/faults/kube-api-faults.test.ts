@@ -7,7 +7,6 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
@@ -19,6 +18,7 @@ import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/se
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
 import { createRecordingChat, quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 let emulator: KubeEmulator;
 let proxy: TcpProxy;
@@ -76,15 +76,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 25_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Rollouts here take seconds: each wait allows more than the default. */
+const waitLong = <T>(what: string, probe: () => Promise<T | undefined>) => waitFor(what, probe, 25_000);
 
 async function enqueue(text: string): Promise<string> {
   const reply = await runtime.handle(chatCommand(text, demoUser));
@@ -102,7 +95,7 @@ describe("no operation is applied twice: Kubernetes API faults", () => {
   it("retries a patch answered 500 and applies it once", async () => {
     emulator.failNext({ method: "PATCH", path: /\/deployments\/api/ }, 500, 1);
     const jobId = await enqueue("/deploy api staging v2");
-    const done = await waitFor("the job to end", finalState(jobId));
+    const done = await waitLong("the job to end", finalState(jobId));
     expect(`${done.phase}: ${done.text}`).toMatch(/^succeeded: Deployed ghcr\.io\/acme\/api:v2 in \d+s/);
     expect(emulator.writes("staging", "api")).toBe(1);
     expect(imageOf("api")).toBe("ghcr.io/acme/api:v2");
@@ -111,7 +104,7 @@ describe("no operation is applied twice: Kubernetes API faults", () => {
   it("gives up after its bounded attempts when the API keeps failing, says why, and wrote nothing", async () => {
     emulator.failNext({ method: "PATCH", path: /\/deployments\/web/ }, 500, 100);
     const jobId = await enqueue("/deploy web staging v2");
-    const done = await waitFor("the job to end", finalState(jobId));
+    const done = await waitLong("the job to end", finalState(jobId));
     expect(done.phase).toBe("failed");
     expect(done.text).toMatch(/500|server/i);
     expect(emulator.writes("staging", "web")).toBe(0);
@@ -121,7 +114,7 @@ describe("no operation is applied twice: Kubernetes API faults", () => {
   it("gives up on a hanging read after its timeout, tries again and applies once", async () => {
     emulator.failNext({ method: "GET", path: /\/deployments\/api$/ }, 0, 1);
     const jobId = await enqueue("/deploy api staging v2");
-    const done = await waitFor("the job to end", finalState(jobId));
+    const done = await waitLong("the job to end", finalState(jobId));
     expect(done.phase).toBe("succeeded");
     expect(emulator.writes("staging", "api")).toBe(1);
     expect(imageOf("api")).toBe("ghcr.io/acme/api:v2");
@@ -129,7 +122,7 @@ describe("no operation is applied twice: Kubernetes API faults", () => {
 
   it("resumes following after the watch connection drops mid-rollout, and patches once", async () => {
     const jobId = await enqueue("/deploy api staging v2");
-    await waitFor("the rollout to be under way", async () => {
+    await waitLong("the rollout to be under way", async () => {
       const s = await runtime.status.read(jobId);
       return s?.phase === "progress" && (s.progress?.updated ?? 0) >= 1 ? s : undefined;
     });
@@ -137,7 +130,7 @@ describe("no operation is applied twice: Kubernetes API faults", () => {
     // Cut every connection (the watch among them), and make the next watch attempts and a read fail too.
     emulator.failNext({ method: "GET", path: /watch=/ }, 500, 2);
     expect(proxy.dropAll()).toBeGreaterThan(0);
-    const done = await waitFor("the job to end", finalState(jobId));
+    const done = await waitLong("the job to end", finalState(jobId));
     expect(`${done.phase}: ${done.text}`).toMatch(/^succeeded: Deployed ghcr\.io\/acme\/api:v2 in \d+s/);
     expect(emulator.writes("staging", "api")).toBe(1);
     const deployment = emulator.deployment("staging", "api");
