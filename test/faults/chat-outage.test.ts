@@ -57,11 +57,6 @@ function slackCommand(text: string): ChatCommand {
   return { ...chatCommand(text, demoUser), conversation: { platform: "slack", channel } };
 }
 
-async function cardRef(jobId: string): Promise<{ ref: string; seq: number } | undefined> {
-  const stored = await runtime.redis.get(runtime.keys.cardRef(jobId));
-  return stored ? (JSON.parse(stored) as { ref: string; seq: number }) : undefined;
-}
-
 const finalState = (jobId: string) => () =>
   runtime.status.read(jobId).then((s) => (s && terminalPhases.has(s.phase) ? s : undefined));
 
@@ -79,7 +74,7 @@ describe("every failure is visible to a person: chat outages", () => {
     }
     const calls = await gated.started(2);
     await waitLong("every card to be posted", async () => {
-      for (const id of jobIds) if (!(await cardRef(id))) return undefined;
+      for (const id of jobIds) if (!(await stack.cardRef(id))) return undefined;
       return true;
     });
 
@@ -91,15 +86,7 @@ describe("every failure is visible to a person: chat outages", () => {
     expect(states.map((s) => s.phase)).toEqual(["succeeded", "succeeded"]);
 
     // After the outage, each card catches up with its job's final state.
-    const refs = await waitLong("every card to show its final state", async () => {
-      const found: string[] = [];
-      for (const s of states) {
-        const ref = await cardRef(s.jobId);
-        if (!ref || ref.seq < s.seq) return undefined;
-        found.push(ref.ref);
-      }
-      return found;
-    });
+    const refs = await waitLong("every card to show its final state", () => stack.finalCards(states));
 
     // The outage really happened as arranged.
     expect(slack.calls("chat.postMessage").filter((c) => c.status === 500)).toHaveLength(3);
@@ -122,7 +109,7 @@ describe("every failure is visible to a person: chat outages", () => {
     const call = await waitLong("the operation to start", async () =>
       gated.calls.find((c) => c.ctx.jobId === jobId),
     );
-    await waitLong("the card to be posted", () => cardRef(jobId));
+    await waitLong("the card to be posted", () => stack.cardRef(jobId));
     // Slack fails every edit for a stretch; meanwhile the job fails for good. The failure, not only
     // success, must reach the person.
     slack.failNext("chat.update", 503, 6);
@@ -132,7 +119,7 @@ describe("every failure is visible to a person: chat outages", () => {
     expect(failed.phase).toBe("failed");
     expect(failed.text).toContain("registry refused the image");
     const ref = await waitLong("the card to show the failure", async () => {
-      const stored = await cardRef(jobId);
+      const stored = await stack.cardRef(jobId);
       return stored && stored.seq >= failed.seq ? stored.ref : undefined;
     });
     expect(slack.calls("chat.update").filter((c) => c.status === 503)).toHaveLength(6);
@@ -151,11 +138,11 @@ describe("every failure is visible to a person: chat outages", () => {
     const call = await waitLong("the operation to start", async () =>
       gated.calls.find((c) => c.ctx.jobId === jobId),
     );
-    const posted = await waitLong("the card reference to be stored", () => cardRef(jobId));
+    const posted = await waitLong("the card reference to be stored", () => stack.cardRef(jobId));
     call.finish();
     const done = await waitLong("the job to end", finalState(jobId));
     await waitLong("the card to show the final state", async () => {
-      const stored = await cardRef(jobId);
+      const stored = await stack.cardRef(jobId);
       return stored && stored.seq >= done.seq ? stored : undefined;
     });
 

@@ -39,11 +39,6 @@ function slackCommand(text: string, channel: string): ChatCommand {
   return { ...chatCommand(text, demoUser), conversation: { platform: "slack", channel } };
 }
 
-async function cardRef(jobId: string): Promise<{ ref: string; seq: number } | undefined> {
-  const stored = await runtime.redis.get(runtime.keys.cardRef(jobId));
-  return stored ? (JSON.parse(stored) as { ref: string; seq: number }) : undefined;
-}
-
 async function queue(text: string, channel: string): Promise<string> {
   const reply = await runtime.handle(slackCommand(text, channel));
   expect(reply.error?.message).toBeUndefined();
@@ -69,15 +64,7 @@ describe("a 429 delays only the card it answered", () => {
         }),
       );
 
-    const refs = await waitFor("both cards to show the final state", async () => {
-      const found: string[] = [];
-      for (const s of states) {
-        const ref = await cardRef(s.jobId);
-        if (!ref || ref.seq < s.seq) return undefined;
-        found.push(ref.ref);
-      }
-      return found;
-    });
+    const refs = await waitFor("both cards to show the final state", () => stack.finalCards(states));
 
     expect(slack.calls("chat.postMessage").filter((c) => c.status === 429)).toHaveLength(3);
     expect(slack.calls("conversations.history")).toHaveLength(0);
@@ -101,11 +88,11 @@ describe("a 429 delays only the card it answered", () => {
     await waitFor("the lost post's lookup to be refused", async () =>
       slack.calls("conversations.history").some((c) => c.status === 429) ? true : undefined,
     );
-    expect(await cardRef(lost)).toBeUndefined();
+    expect(await stack.cardRef(lost)).toBeUndefined();
 
     // Another job's card in the same channel is not held up by that lookup's wait.
     const other = await queue("/scale web staging 3", lookupChannel);
-    const posted = await waitFor("the other card to be posted", () => cardRef(other), 5_000);
+    const posted = await waitFor("the other card to be posted", () => stack.cardRef(other), 5_000);
     expect(slack.message(lookupChannel, posted.ref)).toBeDefined();
     // The lost post is still the only message of its card: nothing was posted twice.
     expect(slack.messages(lookupChannel)).toHaveLength(2);

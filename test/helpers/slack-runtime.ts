@@ -10,6 +10,10 @@ import { quietLog, redisUrl, testConfig } from "./test-runtime.ts";
 export interface SlackRuntime {
   runtime: Runtime;
   config: Config;
+  /** The message a job's card was stored as, and the state it showed. */
+  cardRef(jobId: string): Promise<{ ref: string; seq: number } | undefined>;
+  /** Each card's message once every card is stored at its job's final state (`seq`), else undefined. */
+  finalCards(states: ReadonlyArray<{ jobId: string; seq: number }>): Promise<string[] | undefined>;
   close(): Promise<void>;
 }
 
@@ -42,9 +46,23 @@ export async function startSlackRuntime(options: {
     work: true,
     notify: true,
   });
+  const cardRef = async (jobId: string) => {
+    const stored = await runtime.redis.get(runtime.keys.cardRef(jobId));
+    return stored ? (JSON.parse(stored) as { ref: string; seq: number }) : undefined;
+  };
   return {
     runtime,
     config,
+    cardRef,
+    async finalCards(states) {
+      const found: string[] = [];
+      for (const s of states) {
+        const ref = await cardRef(s.jobId);
+        if (!ref || ref.seq < s.seq) return undefined;
+        found.push(ref.ref);
+      }
+      return found;
+    },
     async close() {
       // Closing waits for running jobs: let any operation a failed test left at its gate through.
       const releasing = setInterval(() => {
