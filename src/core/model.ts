@@ -11,6 +11,12 @@ export interface ChatUser {
 }
 
 /** Where a reply goes. Stored in jobs so any process can post to it later. */
+/** A Slack response_url as the job payload keeps it (longer or odder ones are not carried). */
+export const responseUrlSchema = z
+  .string()
+  .max(512)
+  .regex(/^https?:\/\/[^\s]+$/);
+
 export const conversationSchema = z.strictObject({
   platform: z.enum(["slack", "teams", "shell"]),
   /** Slack channel id, Teams conversation id, or a shell session name. */
@@ -24,10 +30,7 @@ export const conversationSchema = z.strictObject({
    */
   responseUrl: z
     .strictObject({
-      url: z
-        .string()
-        .max(512)
-        .regex(/^https?:\/\/[^\s]+$/),
+      url: responseUrlSchema,
       expiresAt: z.int(),
     })
     .optional(),

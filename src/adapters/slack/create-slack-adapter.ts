@@ -31,7 +31,6 @@ import { actionIdPrefix, type SlackSlashCommand, slackBotEvents, slackSlashComma
 import {
   fromMention,
   fromSlashCommand,
-  toAnswerConversation,
   toConversation,
   toSlackPrincipal,
   withResponseUrl,
@@ -272,7 +271,9 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
     const conversation = toConversation(event.channel, event.thread_ts ?? event.ts);
     await track(
       answer(
-        toAnswerConversation(event.channel, event.thread_ts),
+        // Slack shows an ephemeral message in a thread only once the thread has replies: a private answer
+        // goes into the thread the mention was typed in, else to the channel, where the person looks.
+        toConversation(event.channel, event.thread_ts),
         userId,
         async () =>
           handle({
@@ -315,7 +316,8 @@ export function createSlackAdapter(options: SlackAdapterOptions): SlackAdapter {
       const userId = body.user.id;
       await track(
         answer(
-          toAnswerConversation(channel, activeThread),
+          // As for mentions: in the card's thread only when that thread exists.
+          toConversation(channel, activeThread),
           userId,
           async () =>
             handleAction({

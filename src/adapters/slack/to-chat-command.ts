@@ -1,4 +1,4 @@
-import type { Conversation } from "../../core/model.ts";
+import { type Conversation, responseUrlSchema } from "../../core/model.ts";
 import type { SlackSlashCommand } from "./slack-api.ts";
 
 /**
@@ -69,24 +69,14 @@ export const responseUrlLifetimeMs = 30 * 60_000;
 
 /**
  * A conversation that also carries the request's `response_url`, so the person can be told privately when
- * the bot cannot post there. A URL that does not fit the job payload's schema (`conversationSchema`, the same
- * rule as here) is left out: the job then behaves as before, rather than being dropped by the worker.
+ * the bot cannot post there. A URL that does not fit the job payload's schema (`responseUrlSchema`) is left
+ * out: the job then behaves as before, rather than being dropped by the worker.
  */
 export function withResponseUrl(
   conversation: Conversation,
   url: string | undefined,
   receivedAt: number,
 ): Conversation {
-  if (url === undefined || url.length > 512 || !/^https?:\/\/[^\s]+$/.test(url)) return conversation;
+  if (url === undefined || !responseUrlSchema.safeParse(url).success) return conversation;
   return { ...conversation, responseUrl: { url, expiresAt: receivedAt + responseUrlLifetimeMs } };
-}
-
-/**
- * Where a private answer goes. Slack shows an ephemeral message posted into a thread only while that
- * thread already has replies (chat.postEphemeral's `thread_ts`); one posted under a top-level mention or
- * a card nobody has replied to is shown nowhere. So the answer goes into the thread only when the
- * request came from one that exists, and otherwise to the channel, where the person is looking.
- */
-export function toAnswerConversation(channel: string, activeThread: string | undefined): Conversation {
-  return toConversation(channel, activeThread);
 }
