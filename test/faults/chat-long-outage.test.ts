@@ -17,7 +17,7 @@ import { createStatusStore } from "../../src/notify/status-store.ts";
 import { createKeys } from "../../src/queue/keys.ts";
 import { createRedis } from "../../src/queue/redis.ts";
 import { createRecordingChat, quietLog, redisUrl } from "../helpers/test-runtime.ts";
-import { waitFor } from "../helpers/wait-for.ts";
+import { waitUntil } from "../helpers/wait-for.ts";
 
 const prefix = `t${randomBytes(5).toString("hex")}`;
 const keys = createKeys(prefix);
@@ -85,7 +85,7 @@ describe("every failure is visible to a person: a long chat outage", () => {
     const jobId = "long-outage-1";
     await createJob(jobId);
     await status.emit(jobId, { phase: "running", text: "Rolling out" });
-    const [posted] = await waitFor("the running card", async () =>
+    const [posted] = await waitUntil("the running card", async () =>
       recording.cards.size === 1 ? [...recording.cards.values()] : undefined,
     );
 
@@ -99,7 +99,7 @@ describe("every failure is visible to a person: a long chat outage", () => {
 
     const failed = await status.read(jobId);
     expect(failed?.phase).toBe("failed");
-    const shown = await waitFor("the card to show the failure", async () => {
+    const shown = await waitUntil("the card to show the failure", async () => {
       const last = posted?.versions.at(-1);
       return last?.tone === "failure" ? last : undefined;
     });

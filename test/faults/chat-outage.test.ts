@@ -14,7 +14,7 @@ import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { type SlackRuntime, startSlackRuntime } from "../helpers/slack-runtime.ts";
-import { waitFor } from "../helpers/wait-for.ts";
+import { waitUntil } from "../helpers/wait-for.ts";
 
 const botToken = "xoxb-test-token";
 /** Slack's limits run 20× faster in the emulator; shipbot's pacing is scaled to match. */
@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 /** The outages here last seconds: each wait allows more than the default. */
-const waitLong = <T>(what: string, probe: () => Promise<T | undefined>) => waitFor(what, probe, 25_000);
+const waitLong = <T>(what: string, probe: () => Promise<T | undefined>) => waitUntil(what, probe, 25_000);
 
 function slackCommand(text: string): ChatCommand {
   return { ...chatCommand(text, demoUser), conversation: { platform: "slack", channel } };

@@ -13,7 +13,7 @@ import { type SlackEmulator, startSlackEmulator } from "../emulators/slack/index
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { createGatedExecutor } from "../helpers/gated-executor.ts";
 import { type SlackRuntime, startSlackRuntime } from "../helpers/slack-runtime.ts";
-import { waitFor } from "../helpers/wait-for.ts";
+import { waitUntil } from "../helpers/wait-for.ts";
 
 const botToken = "xoxb-test-token";
 const burstChannel = "C0BURST";
@@ -58,13 +58,13 @@ describe("a 429 delays only the card it answered", () => {
     const states: JobState[] = [];
     for (const id of jobIds)
       states.push(
-        await waitFor(`job ${id} to end`, async () => {
+        await waitUntil(`job ${id} to end`, async () => {
           const s = await runtime.status.read(id);
           return s && terminalPhases.has(s.phase) ? s : undefined;
         }),
       );
 
-    const refs = await waitFor("both cards to show the final state", () => stack.finalCards(states));
+    const refs = await waitUntil("both cards to show the final state", () => stack.finalCards(states));
 
     expect(slack.calls("chat.postMessage").filter((c) => c.status === 429)).toHaveLength(3);
     expect(slack.calls("conversations.history")).toHaveLength(0);
@@ -85,14 +85,14 @@ describe("a 429 delays only the card it answered", () => {
     await spend.body?.cancel();
     slack.failNext("chat.postMessage", "lost", 1);
     const lost = await queue("/scale api staging 3", lookupChannel);
-    await waitFor("the lost post's lookup to be refused", async () =>
+    await waitUntil("the lost post's lookup to be refused", async () =>
       slack.calls("conversations.history").some((c) => c.status === 429) ? true : undefined,
     );
     expect(await stack.cardRef(lost)).toBeUndefined();
 
     // Another job's card in the same channel is not held up by that lookup's wait.
     const other = await queue("/scale web staging 3", lookupChannel);
-    const posted = await waitFor("the other card to be posted", () => stack.cardRef(other), 5_000);
+    const posted = await waitUntil("the other card to be posted", () => stack.cardRef(other), 5_000);
     expect(slack.message(lookupChannel, posted.ref)).toBeDefined();
     // The lost post is still the only message of its card: nothing was posted twice.
     expect(slack.messages(lookupChannel)).toHaveLength(2);

@@ -18,7 +18,7 @@ import { type KubeEmulator, startKubeEmulator } from "../emulators/kubernetes/se
 import { chatCommand, demoUser } from "../helpers/example-config.ts";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
 import { createRecordingChat, quietLog, redisUrl, testConfig } from "../helpers/test-runtime.ts";
-import { waitFor } from "../helpers/wait-for.ts";
+import { waitUntil } from "../helpers/wait-for.ts";
 
 let emulator: KubeEmulator;
 let proxy: TcpProxy;
@@ -77,7 +77,7 @@ afterEach(async () => {
 });
 
 /** Rollouts here take seconds: each wait allows more than the default. */
-const waitLong = <T>(what: string, probe: () => Promise<T | undefined>) => waitFor(what, probe, 25_000);
+const waitLong = <T>(what: string, probe: () => Promise<T | undefined>) => waitUntil(what, probe, 25_000);
 
 async function enqueue(text: string): Promise<string> {
   const reply = await runtime.handle(chatCommand(text, demoUser));

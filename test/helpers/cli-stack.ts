@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { cleanupPrefix } from "../../src/bin/cleanup-prefix.ts";
 import { createRuntime, type Runtime } from "../../src/bin/create-runtime.ts";
 import type { Config } from "../../src/core/config.ts";
@@ -15,6 +14,8 @@ import {
 } from "../emulators/kubernetes/server.ts";
 import { type ShipbotProcess, spawnShipbot, writeConfig } from "./spawn-shipbot.ts";
 import { redisUrl as localRedisUrl, quietLog, testConfig } from "./test-runtime.ts";
+
+export { waitUntil } from "./wait-for.ts";
 
 /**
  * Real `shipbot` processes against the Kubernetes emulator and the local Redis, with an accept-only
@@ -96,21 +97,6 @@ export async function startCliStack(options: {
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Polls `probe` until it returns a value. */
-export async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Polls `probe` until it gives a value; fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(
+export async function waitUntil<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs = 10_000,
